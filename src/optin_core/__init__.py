@@ -1,0 +1,99 @@
+"""optin_core: SMS opt-in attestation, sans I/O.
+
+Before an agent may text a contact in its own words, the contact is sent an
+opt-in request and must answer YES; STOP ends all messaging; anything else gets
+a reminder. :func:`decide` is the pure core; :class:`ConsentService` is the
+thin shell that applies its decisions through the host's ``send`` and
+``store``.
+"""
+
+from __future__ import annotations
+
+from ._catalog import render_message
+from ._core import decide, may_text, sendable
+from ._enums import ConsentState, Intent, MatchRule, MessageKind
+from ._errors import (
+    ContactStopped,
+    InvalidGreeting,
+    InvalidInput,
+    MethodNotAccepted,
+    OptinError,
+    PolicyError,
+    RecordError,
+    ResendNotAllowed,
+    SendBlocked,
+    StaleVersion,
+    UnknownLocale,
+)
+from ._keywords import KeywordCollision, KeywordIndex, build_keyword_index
+from ._locale import available_locales, locale_chain, require_locale
+from ._machine import ConsentMachine, Trigger, mermaid, replay
+from ._parser import ParsedReply, normalize, parse_reply
+from ._policy import Mode, Policy
+from ._records import (
+    SCHEMA_VERSION,
+    Attest,
+    AuditEvent,
+    Consent,
+    Decision,
+    Inbound,
+    Input,
+    Outgoing,
+    RequestOptIn,
+    Revoke,
+    SendText,
+)
+from ._sms import SmsInfo, sms_info
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Attest",
+    "AuditEvent",
+    "Consent",
+    "ConsentMachine",
+    "ConsentState",
+    "ContactStopped",
+    "Decision",
+    "Inbound",
+    "Input",
+    "Intent",
+    "InvalidGreeting",
+    "InvalidInput",
+    "KeywordCollision",
+    "KeywordIndex",
+    "MatchRule",
+    "MessageKind",
+    "MethodNotAccepted",
+    "Mode",
+    "OptinError",
+    "Outgoing",
+    "ParsedReply",
+    "Policy",
+    "PolicyError",
+    "RecordError",
+    "RequestOptIn",
+    "ResendNotAllowed",
+    "Revoke",
+    "SendBlocked",
+    "SendText",
+    "SmsInfo",
+    "StaleVersion",
+    "Trigger",
+    "UnknownLocale",
+    "__version__",
+    "available_locales",
+    "build_keyword_index",
+    "decide",
+    "locale_chain",
+    "may_text",
+    "mermaid",
+    "normalize",
+    "parse_reply",
+    "render_message",
+    "replay",
+    "require_locale",
+    "sendable",
+    "sms_info",
+]

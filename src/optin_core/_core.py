@@ -1,0 +1,415 @@
+"""The pure core: ``decide(consent, input, policy) -> Decision``.
+
+``decide`` evaluates the guards of SPEC's rules (resend limits, reminder caps,
+ordering, duplicates, the loop guard, the policy's switches) and picks the
+machine trigger; :func:`optin_core._machine.fire` alone moves the record. No
+clock, no I/O, no randomness: time and ids come in with the input.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+from ._enums import ConsentState, Intent, MessageKind
+from ._errors import (
+    ContactStopped,
+    InvalidGreeting,
+    MethodNotAccepted,
+    ResendNotAllowed,
+    SendBlocked,
+)
+from ._locale import require_locale
+from ._machine import EFFECTS, Trigger, fire
+from ._parser import ParsedReply, parse_reply
+from ._policy import Mode, Policy
+from ._records import (
+    Attest,
+    AuditEvent,
+    Consent,
+    Decision,
+    Inbound,
+    Input,
+    Outgoing,
+    RequestOptIn,
+    Revoke,
+    SendText,
+)
+
+__all__ = ["decide", "may_text", "sendable"]
+
+_NEW = ConsentState.NEW
+_PENDING = ConsentState.PENDING
+_OPTED_IN = ConsentState.OPTED_IN
+_DISCLOSED = ConsentState.DISCLOSED
+_STOPPED = ConsentState.STOPPED
+
+#: Automatic replies the loop guard counts; confirmations follow a change of
+#: state and so cannot ping-pong, and the stop confirmation is never held back.
+_AUTO_REPLIES = frozenset({MessageKind.REMINDER, MessageKind.HELP})
+
+#: Characters a greeting may carry although Unicode files them as format
+#: characters: the zero-width joiner that glues emoji sequences together.
+_GREETING_FORMAT_OK = frozenset({"\u200d"})
+
+#: The loop guard's answer when automatic replies are already paused.
+_PAUSED = "paused"
+
+
+def decide(consent: Consent, input: Input, policy: Policy) -> Decision:
+    """Decide what ``input`` does to ``consent`` under ``policy``.
+
+    Returns a :class:`Decision`: the new record (the same object when nothing
+    changed), the messages to send in order and the audit events appended.
+    Host misuse raises: :class:`SendBlocked`, :class:`ContactStopped`,
+    :class:`ResendNotAllowed`, :class:`MethodNotAccepted`,
+    :class:`InvalidGreeting`, :class:`UnknownLocale`. A contact's reply never
+    raises.
+
+    .. versionadded:: 0.1.0
+    """
+    if not isinstance(consent, Consent):
+        raise TypeError(f"consent must be a Consent, got {type(consent).__name__}")
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+    if isinstance(input, Inbound):
+        return _inbound(consent, input, policy)
+    if isinstance(input, SendText):
+        return _send_text(consent, input, policy)
+    if isinstance(input, RequestOptIn):
+        return _request(consent, input, policy)
+    if isinstance(input, Attest):
+        return _attest(consent, input, policy)
+    if isinstance(input, Revoke):
+        return _revoke(consent, input, policy)
+    raise TypeError(
+        "input must be RequestOptIn, Inbound, SendText, Attest or Revoke, "
+        f"got {type(input).__name__}"
+    )
+
+
+def may_text(consent: Consent, policy: Policy) -> bool:
+    """Whether a :class:`SendText` would be accepted for ``consent`` now.
+
+    True where the policy allows texting, and for a contact who is still to
+    receive the disclaimer in disclaimer mode (it goes out first).
+
+    .. versionadded:: 0.1.0
+    """
+    state = consent.state
+    return policy.allows_texting(state) or (
+        policy.mode is Mode.DISCLAIMER and (state is _NEW or state is _PENDING)
+    )
+
+
+def sendable(consents: Iterable[Consent], policy: Policy) -> Iterable[Consent]:
+    """The records of ``consents`` that may be texted now: the audience gate.
+
+    Evaluates ``policy.allows_texting`` once per state, not once per record,
+    so filtering a million records costs a dict lookup each.
+
+    .. versionadded:: 0.1.0
+    """
+    allowed = {
+        state
+        for state in ConsentState
+        if may_text(Consent(contact="-", state=state), policy)
+    }
+    return (c for c in consents if c.state in allowed)
+
+
+# ---------------------------------------------------------------------------
+
+
+class _Step:
+    """Accumulates the transitions of one decision (rarely more than one)."""
+
+    __slots__ = ("consent", "events", "outgoing", "policy")
+
+    def __init__(self, consent: Consent, policy: Policy) -> None:
+        self.consent = consent
+        self.policy = policy
+        self.events: list[AuditEvent] = []
+        self.outgoing: list[Outgoing] = []
+
+    def fire(
+        self,
+        trigger: Trigger,
+        input: Input,
+        *,
+        send: bool = True,
+        text: str | None = None,
+        locale: str | None = None,
+        reply: ParsedReply | None = None,
+        actor: str | None = None,
+        message_id: str | None = None,
+        method: str | None = None,
+        evidence: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        policy = self.policy
+        kind = EFFECTS[trigger] if send else None
+        messages: tuple[tuple[MessageKind, str, str], ...] = ()
+        if kind is not None:
+            contact_locale = self.consent.locale if locale is None else locale
+            if text is None:
+                body, used = policy.message(kind, contact_locale)
+            else:
+                body = text
+                used = contact_locale or policy.default_locale
+            messages = ((kind, body, used),)
+        consent, event = fire(
+            self.consent,
+            trigger,
+            at=input.at,
+            input=input.kind,
+            messages=messages,
+            actor=actor,
+            message_id=message_id,
+            reply=reply,
+            method=method,
+            evidence=evidence,
+            reason=reason,
+            locale=locale,
+            policy_id=policy.policy_id,
+            policy_version=policy.policy_version,
+        )
+        self.consent = consent
+        self.events.append(event)
+        self.outgoing.extend(event.sent)
+
+    def decision(self, reply: ParsedReply | None = None) -> Decision:
+        return Decision(
+            consent=self.consent,
+            outgoing=tuple(self.outgoing),
+            events=tuple(self.events),
+            reply=reply,
+        )
+
+
+def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
+    reply = policy.classify(
+        parse_reply(
+            msg.text,
+            consent.locale,
+            default_locale=policy.default_locale,
+            keywords=policy.keywords,
+            lenient_consent=policy.lenient_consent,
+        )
+    )
+    if msg.message_id in consent.recent_message_ids:
+        return Decision(consent=consent, reply=reply)
+    trigger, send = _inbound_trigger(consent, msg, reply, policy)
+    if trigger is None:
+        return Decision(consent=consent, reply=reply)
+    step = _Step(consent, policy)
+    reason = None
+    if trigger is Trigger.REMIND or trigger is Trigger.HELP:
+        reason = _loop_guard(consent, msg, reply, policy)
+        if reason is _PAUSED:
+            return Decision(consent=consent, reply=reply)
+        if reason is not None:
+            trigger, send = Trigger.PAUSE, False
+    step.fire(
+        trigger,
+        msg,
+        send=send,
+        reply=reply,
+        actor="contact",
+        message_id=msg.message_id,
+        reason=reason,
+    )
+    return step.decision(reply)
+
+
+def _inbound_trigger(
+    consent: Consent, msg: Inbound, reply: ParsedReply, policy: Policy
+) -> tuple[Trigger | None, bool]:
+    """The trigger an inbound reply fires, and whether its message goes out."""
+    state = consent.state
+    intent = reply.intent
+    # A reply older than the latest stop cannot undo it, and one older than
+    # the opt-in request cannot answer it (a delayed or replayed webhook).
+    stale_for_stop = consent.stopped_at is not None and msg.at < consent.stopped_at
+    stale_for_request = (
+        consent.requested_at is not None and msg.at < consent.requested_at
+    )
+    if intent is Intent.STOP:
+        if state is _STOPPED:
+            return None, False
+        return Trigger.STOP, policy.confirm_stop
+    if intent is Intent.HELP:
+        return (Trigger.HELP, True) if policy.answer_help else (None, False)
+    if state is _STOPPED:
+        restarts = intent is Intent.START or (
+            intent is Intent.CONSENT and policy.yes_restarts
+        )
+        if restarts and policy.allow_restart and not stale_for_stop:
+            return Trigger.RESTART, policy.confirm_restart
+        return None, False
+    if intent is Intent.CONSENT or intent is Intent.START:
+        if state is _PENDING:
+            if stale_for_request:
+                return None, False
+            return Trigger.CONSENT, policy.confirm_opt_in
+        if state is _DISCLOSED:
+            return Trigger.UPGRADE, False
+        return None, False
+    if state is not _PENDING or stale_for_request:
+        # Outside the opt-in exchange a reply is ordinary conversation.
+        return None, False
+    if intent is Intent.DECLINE and policy.decline_stops:
+        return Trigger.DECLINE, policy.confirm_stop
+    if consent.reminders < policy.max_reminders:
+        return Trigger.REMIND, True
+    return None, False
+
+
+def _loop_guard(
+    consent: Consent, msg: Inbound, reply: ParsedReply, policy: Policy
+) -> str | None:
+    """Why automatic replies should pause now, or None to answer.
+
+    Returns :data:`_PAUSED` when they are paused already (the pause was
+    recorded when it began).
+    """
+    history = consent.history
+    last = history[-1] if history else None
+    since = msg.at - policy.loop_window
+    if last is not None and last.trigger == Trigger.PAUSE.value and last.at >= since:
+        return _PAUSED
+    if (
+        last is not None
+        and last.reply is not None
+        and last.trigger == Trigger.REMIND.value
+        and last.reply.text.strip().casefold() == reply.text.strip().casefold()
+    ):
+        return "loop guard: the contact repeated the same unrecognized reply"
+    count = 0
+    for event in reversed(history):
+        if event.at < since:
+            break
+        count += sum(1 for m in event.sent if m.kind in _AUTO_REPLIES)
+    if count >= policy.loop_max_auto_replies:
+        return (
+            f"loop guard: {count} automatic replies within "
+            f"{policy.loop_window}; automatic replies paused"
+        )
+    return None
+
+
+def _request(consent: Consent, req: RequestOptIn, policy: Policy) -> Decision:
+    locale = None if req.locale is None else require_locale(req.locale)
+    state = consent.state
+    if state is _STOPPED:
+        raise ContactStopped(consent.contact, what="an opt-in request")
+    if policy.allows_texting(state):
+        return Decision(consent=consent)
+    step = _Step(consent, policy)
+    if policy.mode is Mode.DISCLAIMER:
+        step.fire(Trigger.DISCLOSE, req, locale=locale, actor=req.by)
+        return step.decision()
+    if state is _PENDING:
+        _check_resend(consent, req, policy)
+        trigger = Trigger.RESEND
+    else:
+        trigger = Trigger.REQUEST
+    contact_locale = locale or consent.locale
+    wording, used = policy.message(MessageKind.OPT_IN_REQUEST, contact_locale)
+    text = _with_greeting(req.greeting, wording, policy)
+    step.fire(trigger, req, text=text, locale=locale or used, actor=req.by)
+    return step.decision()
+
+
+def _check_resend(consent: Consent, req: RequestOptIn, policy: Policy) -> None:
+    left = max(policy.max_attempts - consent.attempts, 0)
+    if not policy.allow_resend:
+        raise ResendNotAllowed(
+            "the policy does not allow resending the opt-in request",
+            attempts_left=0,
+            next_allowed_at=None,
+        )
+    if left == 0:
+        raise ResendNotAllowed(
+            f"all {policy.max_attempts} attempts are used",
+            attempts_left=0,
+            next_allowed_at=None,
+        )
+    last = consent.last_requested_at
+    if last is not None and req.at < last + policy.resend_after:
+        raise ResendNotAllowed(
+            f"the last request went at {last.isoformat()} and the policy waits "
+            f"{policy.resend_after} between requests",
+            attempts_left=left,
+            next_allowed_at=last + policy.resend_after,
+        )
+
+
+def _with_greeting(greeting: str | None, wording: str, policy: Policy) -> str:
+    """The opt-in request: the agent's greeting, then the locked wording.
+
+    The greeting is data: it is concatenated, never formatted, so braces in it
+    are sent as typed.
+    """
+    if greeting is None or not greeting.strip():
+        text = wording
+    else:
+        greeting = greeting.strip()
+        if len(greeting) > policy.max_greeting_length:
+            raise InvalidGreeting(
+                f"greeting is {len(greeting)} characters; the policy allows "
+                f"{policy.max_greeting_length}: shorten it"
+            )
+        for ch in greeting:
+            if (
+                unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn")
+                and ch not in _GREETING_FORMAT_OK
+            ):
+                raise InvalidGreeting(
+                    f"greeting contains the control character U+{ord(ch):04X}; "
+                    "remove it (line breaks and invisible characters could "
+                    "disguise the locked opt-in wording)"
+                )
+        text = f"{greeting}\n{wording}"
+    if len(text) > policy.max_request_length:
+        raise InvalidGreeting(
+            f"the opt-in request would be {len(text)} characters; the policy "
+            f"allows {policy.max_request_length}: shorten the greeting"
+        )
+    return text
+
+
+def _send_text(consent: Consent, req: SendText, policy: Policy) -> Decision:
+    if len(req.body) > policy.max_text_length:
+        raise SendBlocked("too_long", contact=consent.contact)
+    state = consent.state
+    step = _Step(consent, policy)
+    if not policy.allows_texting(state):
+        if state is _STOPPED:
+            raise SendBlocked("stopped", contact=consent.contact)
+        if policy.mode is Mode.DISCLAIMER and (state is _NEW or state is _PENDING):
+            step.fire(Trigger.DISCLOSE, req, actor=req.by)
+        elif state is _PENDING:
+            raise SendBlocked("awaiting_reply", contact=consent.contact)
+        else:
+            raise SendBlocked("opt_in_required", contact=consent.contact)
+    step.fire(Trigger.TEXT, req, text=req.body, actor=req.by)
+    return step.decision()
+
+
+def _attest(consent: Consent, req: Attest, policy: Policy) -> Decision:
+    if consent.state is _STOPPED:
+        raise ContactStopped(consent.contact, what="an out-of-band attestation")
+    if not policy.accepts_attestation(req.method):
+        raise MethodNotAccepted(req.method, policy.attestation_methods)
+    step = _Step(consent, policy)
+    step.fire(
+        Trigger.ATTEST, req, actor=req.by, method=req.method, evidence=req.evidence
+    )
+    return step.decision()
+
+
+def _revoke(consent: Consent, req: Revoke, policy: Policy) -> Decision:
+    step = _Step(consent, policy)
+    step.fire(Trigger.REVOKE, req, actor=req.by, reason=req.reason)
+    return step.decision()

@@ -1,0 +1,197 @@
+"""The error tree.
+
+Every error the library raises derives from :class:`OptinError`. Errors that
+report host misuse also derive from the builtin that fits (``ValueError``,
+``LookupError``) so that generic handlers keep working. A contact's reply never
+raises: odd text is classified, not rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+__all__ = [
+    "ContactStopped",
+    "InvalidGreeting",
+    "InvalidInput",
+    "MethodNotAccepted",
+    "OptinError",
+    "PolicyError",
+    "RecordError",
+    "ResendNotAllowed",
+    "SendBlocked",
+    "StaleVersion",
+    "UnknownLocale",
+]
+
+
+class OptinError(Exception):
+    """Base class of every error raised by optin_core.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class SendBlocked(OptinError, ValueError):
+    """The agent's text may not be sent in the contact's current state.
+
+    ``reason`` is one of ``"opt_in_required"``, ``"awaiting_reply"``,
+    ``"stopped"`` or ``"too_long"``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    _ADVICE = {
+        "opt_in_required": "send the opt-in request first (request_opt_in) "
+        "and wait for the contact's YES",
+        "awaiting_reply": "the opt-in request is awaiting the contact's YES; "
+        "wait for it or resend the request when the policy allows",
+        "stopped": "the contact replied STOP; only the contact can restart "
+        "messaging (by texting START)",
+        "too_long": "shorten the text to the policy's max_message_length",
+    }
+
+    def __init__(self, reason: str, *, contact: str = "") -> None:
+        self.reason = reason
+        self.contact = contact
+        advice = self._ADVICE.get(reason, "check the contact's state first")
+        who = f" to {contact!r}" if contact else ""
+        super().__init__(f"text{who} blocked ({reason}): {advice}")
+
+
+class ContactStopped(OptinError, ValueError):
+    """The contact has opted out; requests and attestations are refused.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, contact: str = "", *, what: str = "this action") -> None:
+        self.contact = contact
+        who = f"contact {contact!r}" if contact else "the contact"
+        super().__init__(
+            f"{who} has opted out, so {what} is refused; only the contact can "
+            "restart messaging by texting START"
+        )
+
+
+class ResendNotAllowed(OptinError, ValueError):
+    """The opt-in request may not be resent now.
+
+    ``attempts_left`` says how many requests remain (0 when none), and
+    ``next_allowed_at`` when the next one may go (``None`` when never).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        why: str,
+        *,
+        attempts_left: int,
+        next_allowed_at: datetime | None,
+    ) -> None:
+        self.why = why
+        self.attempts_left = attempts_left
+        self.next_allowed_at = next_allowed_at
+        if next_allowed_at is None:
+            advice = "no further request can be sent under this policy"
+        else:
+            advice = f"try again at or after {next_allowed_at.isoformat()}"
+        super().__init__(
+            f"opt-in request not resent ({why}; {attempts_left} attempt(s) "
+            f"left): {advice}"
+        )
+
+
+class MethodNotAccepted(OptinError, ValueError):
+    """An out-of-band attestation used a method the policy does not accept.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, method: str, accepted: Iterable[str]) -> None:
+        self.method = method
+        self.accepted = tuple(sorted(accepted))
+        names = ", ".join(self.accepted) or "none"
+        super().__init__(
+            f"attestation method {method!r} is not accepted by the policy "
+            f"(accepted: {names}); add it to Policy.attestation_methods or "
+            "gather consent by SMS"
+        )
+
+
+class StaleVersion(OptinError):
+    """A compare-and-set write found another version in the store.
+
+    The caller should reload the record and decide again.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, contact: str, *, expected: int, found: int | None) -> None:
+        self.contact = contact
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"record of {contact!r} changed concurrently (expected version "
+            f"{expected}, found {found}); reload it and decide again"
+        )
+
+
+class PolicyError(OptinError, ValueError):
+    """A policy setting is invalid. The message names the setting.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        super().__init__(f"Policy.{setting}: {problem}")
+
+
+class InvalidInput(OptinError, ValueError):
+    """An input built by the host is invalid (naive datetime, empty id...).
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class InvalidGreeting(InvalidInput):
+    """The agent's greeting is too long or carries control characters.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class UnknownLocale(OptinError, LookupError):
+    """A host explicitly asked for a locale the library cannot serve.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, locale: object, available: Iterable[str]) -> None:
+        self.locale = locale
+        self.available = tuple(sorted(available))
+        super().__init__(
+            f"locale {locale!r} is not available; use one of "
+            f"{', '.join(self.available)} (or None for the policy default)"
+        )
+
+
+class RecordError(OptinError, ValueError):
+    """A stored record is malformed or of an unknown schema.
+
+    ``field`` names the offending field (dotted path).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, field: str, problem: str, *, contact: str = "") -> None:
+        self.field = field
+        self.contact = contact
+        who = f" of {contact!r}" if contact else ""
+        super().__init__(
+            f"consent record{who} is invalid at {field!r}: {problem}; restore it "
+            "from its history or a backup, never by guessing"
+        )

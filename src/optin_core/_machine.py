@@ -1,0 +1,358 @@
+"""Rule 1: this module owns every transition of a consent record.
+
+The machine is declared once, as a python-statemachine ``StateMachine``
+(:class:`ConsentMachine`). At import the declaration is validated and compiled
+into :data:`TRANSITIONS`, an immutable ``(state, trigger) -> state`` table, and
+:data:`EFFECTS`, the message each trigger may send. The hot path uses the
+tables; no python-statemachine instance is created per message (that costs
+about a hundred times more). The declaration also draws the docs' diagram and
+is the oracle of the model-based tests.
+
+:func:`fire` is the only code that moves a record: it builds the audit event
+for a trigger and folds it into a new record with :func:`apply_event`, the
+same function :func:`replay` uses, so a record always equals the replay of its
+history.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+
+from statemachine import State, StateMachine
+
+from ._enums import ConsentState, MessageKind
+from ._errors import RecordError
+from ._parser import ParsedReply
+from ._records import RECENT_IDS, AuditEvent, Consent, Outgoing, idempotency_key
+
+__all__ = [
+    "EFFECTS",
+    "TRANSITIONS",
+    "ConsentMachine",
+    "Trigger",
+    "apply_event",
+    "check_event",
+    "fire",
+    "mermaid",
+    "replay",
+]
+
+
+class Trigger(enum.Enum):
+    """The events of the consent machine. ``decide`` picks one per change.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: First opt-in request of a cycle.
+    REQUEST = "request"
+    #: The opt-in request sent again.
+    RESEND = "resend"
+    #: Disclaimer delivered (disclaimer mode).
+    DISCLOSE = "disclose"
+    #: The contact answered the opt-in request with consent.
+    CONSENT = "consent"
+    #: A disclosed contact gave explicit consent.
+    UPGRADE = "upgrade"
+    #: A stopped contact re-subscribed.
+    RESTART = "restart"
+    #: The contact opted out by SMS.
+    STOP = "stop"
+    #: The contact refused the opt-in request ("No").
+    DECLINE = "decline"
+    #: An opt-out received by another channel or a compliance action.
+    REVOKE = "revoke"
+    #: Consent gathered outside SMS was accepted.
+    ATTEST = "attest"
+    #: An unclear answer got the "reply YES or STOP" reminder.
+    REMIND = "remind"
+    #: HELP was answered.
+    HELP = "help"
+    #: The agent's own text went out.
+    TEXT = "text"
+    #: The loop guard paused automatic replies.
+    PAUSE = "pause"
+
+
+class ConsentMachine(StateMachine):
+    """The declaration: every transition a consent record can make.
+
+    Guards (resend limits, reminder caps, ordering, policy switches) are not
+    here: :func:`optin_core.decide` evaluates them and picks the trigger, so the
+    table stays a pure function of ``(state, trigger)``.
+    """
+
+    new = State("New", value=ConsentState.NEW.value, initial=True)
+    pending = State("Pending", value=ConsentState.PENDING.value)
+    opted_in = State("Opted in", value=ConsentState.OPTED_IN.value)
+    disclosed = State("Disclosed", value=ConsentState.DISCLOSED.value)
+    stopped = State("Stopped", value=ConsentState.STOPPED.value)
+
+    request = new.to(pending) | disclosed.to(pending)
+    resend = pending.to.itself(internal=True)
+    disclose = new.to(disclosed) | pending.to(disclosed)
+    consent = pending.to(opted_in)
+    upgrade = disclosed.to(opted_in)
+    restart = stopped.to(opted_in)
+    stop = (
+        new.to(stopped)
+        | pending.to(stopped)
+        | opted_in.to(stopped)
+        | disclosed.to(stopped)
+    )
+    decline = pending.to(stopped)
+    revoke = (
+        new.to(stopped)
+        | pending.to(stopped)
+        | opted_in.to(stopped)
+        | disclosed.to(stopped)
+        | stopped.to.itself(internal=True)
+    )
+    attest = (
+        new.to(opted_in)
+        | pending.to(opted_in)
+        | disclosed.to(opted_in)
+        | opted_in.to.itself(internal=True)
+    )
+    remind = pending.to.itself(internal=True)
+    help = (
+        new.to.itself(internal=True)
+        | pending.to.itself(internal=True)
+        | opted_in.to.itself(internal=True)
+        | disclosed.to.itself(internal=True)
+        | stopped.to.itself(internal=True)
+    )
+    text = opted_in.to.itself(internal=True) | disclosed.to.itself(internal=True)
+    pause = (
+        new.to.itself(internal=True)
+        | pending.to.itself(internal=True)
+        | opted_in.to.itself(internal=True)
+        | disclosed.to.itself(internal=True)
+        | stopped.to.itself(internal=True)
+    )
+
+
+#: The message each trigger sends, before the policy's confirmation switches.
+EFFECTS: Mapping[Trigger, MessageKind | None] = MappingProxyType(
+    {
+        Trigger.REQUEST: MessageKind.OPT_IN_REQUEST,
+        Trigger.RESEND: MessageKind.OPT_IN_REQUEST,
+        Trigger.DISCLOSE: MessageKind.DISCLAIMER,
+        Trigger.CONSENT: MessageKind.OPT_IN_CONFIRMATION,
+        Trigger.UPGRADE: None,
+        Trigger.RESTART: MessageKind.START_CONFIRMATION,
+        Trigger.STOP: MessageKind.STOP_CONFIRMATION,
+        Trigger.DECLINE: MessageKind.STOP_CONFIRMATION,
+        Trigger.REVOKE: None,
+        Trigger.ATTEST: None,
+        Trigger.REMIND: MessageKind.REMINDER,
+        Trigger.HELP: MessageKind.HELP,
+        Trigger.TEXT: MessageKind.TEXT,
+        Trigger.PAUSE: None,
+    }
+)
+
+
+def _compile(
+    machine: type[StateMachine],
+) -> Mapping[tuple[ConsentState, Trigger], ConsentState]:
+    table: dict[tuple[ConsentState, Trigger], ConsentState] = {}
+    declared = {s.value for s in machine.states}
+    if declared != {s.value for s in ConsentState}:
+        raise RuntimeError(f"machine states {declared} differ from ConsentState")
+    for state in machine.states:
+        for transition in state.transitions:
+            source = ConsentState(transition.source.value)
+            target = ConsentState(transition.target.value)
+            for event in transition.events:
+                key = (source, Trigger(str(event)))
+                if table.get(key, target) is not target:
+                    raise RuntimeError(f"{key} has two targets; guards belong in decide")
+                table[key] = target
+    missing = set(Trigger) - {t for _, t in table}
+    if missing or set(EFFECTS) != set(Trigger):
+        raise RuntimeError(f"triggers without transitions or effects: {missing}")
+    return MappingProxyType(table)
+
+
+#: ``(state, trigger) -> state``, compiled once from :class:`ConsentMachine`.
+TRANSITIONS = _compile(ConsentMachine)
+
+
+def fire(
+    consent: Consent,
+    trigger: Trigger,
+    *,
+    at: datetime,
+    input: str,
+    messages: Iterable[tuple[MessageKind, str, str]] = (),
+    actor: str | None = None,
+    message_id: str | None = None,
+    reply: ParsedReply | None = None,
+    method: str | None = None,
+    evidence: str | None = None,
+    reason: str | None = None,
+    locale: str | None = None,
+    policy_id: str = "",
+    policy_version: str = "",
+) -> tuple[Consent, AuditEvent]:
+    """Move ``consent`` by ``trigger`` and return the new record and its event.
+
+    ``messages`` are ``(kind, text, locale)`` triples; each becomes an
+    :class:`Outgoing` with a key stable for this record version and position.
+    ``locale`` is the contact's locale after the event (``None`` keeps it).
+    Raises ``KeyError`` when the table has no such transition: a bug in the
+    caller's guards, never a contact's doing.
+    """
+    source = consent.state
+    target = TRANSITIONS[source, trigger]
+    version = consent.version + 1
+    contact = consent.contact
+    sent = tuple(
+        Outgoing(
+            contact=contact,
+            kind=kind,
+            text=text,
+            locale=msg_locale,
+            key=idempotency_key(contact, version, position),
+        )
+        for position, (kind, text, msg_locale) in enumerate(messages)
+    )
+    event = AuditEvent(
+        version=version,
+        at=at,
+        input=input,
+        trigger=trigger.value,
+        from_state=source,
+        to_state=target,
+        actor=actor,
+        message_id=message_id,
+        reply=reply,
+        sent=sent,
+        method=method,
+        evidence=evidence,
+        reason=reason,
+        locale=consent.locale if locale is None else locale,
+        policy_id=policy_id,
+        policy_version=policy_version,
+    )
+    return _advance(consent, event, trigger), event
+
+
+def apply_event(consent: Consent, event: AuditEvent) -> Consent:
+    """Fold one audit event into a record, checking that it follows.
+
+    Raises :class:`RecordError` for an event that skips a version or takes a
+    transition the machine does not declare.
+    """
+    trigger = check_event(consent.state, consent.version, event)
+    return _advance(consent, event, trigger)
+
+
+def check_event(state: ConsentState, version: int, event: AuditEvent) -> Trigger:
+    """The trigger of ``event`` if it can follow a record at ``(state, version)``.
+
+    Raises :class:`RecordError` naming ``history[version]`` otherwise.
+    """
+    where = f"history[{version}]"
+    if event.version != version + 1:
+        raise RecordError(f"{where}.version", f"expected {version + 1}")
+    if event.from_state is not state:
+        raise RecordError(f"{where}.from_state", f"expected {state.value} (a gap)")
+    try:
+        trigger = Trigger(event.trigger)
+    except ValueError:
+        raise RecordError(
+            f"{where}.trigger", f"unknown trigger {event.trigger!r}"
+        ) from None
+    if TRANSITIONS.get((state, trigger)) is not event.to_state:
+        raise RecordError(
+            f"{where}.trigger",
+            f"{trigger.value} does not lead from {state.value} to "
+            f"{event.to_state.value}",
+        )
+    return trigger
+
+
+def _advance(consent: Consent, event: AuditEvent, trigger: Trigger) -> Consent:
+    """The only place a record's fields change; ``event`` is trusted here."""
+    at = event.at
+    attempts = consent.attempts
+    reminders = consent.reminders
+    requested_at = consent.requested_at
+    last_requested_at = consent.last_requested_at
+    opted_in_at = consent.opted_in_at
+    disclosed_at = consent.disclosed_at
+    stopped_at = consent.stopped_at
+    if trigger is Trigger.REQUEST:
+        attempts, reminders = 1, 0
+        requested_at = last_requested_at = at
+    elif trigger is Trigger.RESEND:
+        attempts, reminders = attempts + 1, 0
+        last_requested_at = at
+    elif trigger is Trigger.REMIND:
+        reminders += 1
+    elif trigger is Trigger.DISCLOSE:
+        disclosed_at = at
+    elif event.to_state is ConsentState.OPTED_IN:
+        if event.from_state is not ConsentState.OPTED_IN:
+            opted_in_at = at
+    elif event.to_state is ConsentState.STOPPED:
+        if event.from_state is not ConsentState.STOPPED or stopped_at is None:
+            stopped_at = at
+        else:
+            stopped_at = max(stopped_at, at)
+    ids = consent.recent_message_ids
+    if event.message_id is not None:
+        ids = (*ids[-(RECENT_IDS - 1) :], event.message_id)
+    return Consent(
+        contact=consent.contact,
+        state=event.to_state,
+        locale=event.locale,
+        version=event.version,
+        attempts=attempts,
+        reminders=reminders,
+        requested_at=requested_at,
+        last_requested_at=last_requested_at,
+        opted_in_at=opted_in_at,
+        disclosed_at=disclosed_at,
+        stopped_at=stopped_at,
+        recent_message_ids=ids,
+        history=(*consent.history, event),
+    )
+
+
+def replay(contact: str, history: Iterable[AuditEvent]) -> Consent:
+    """Rebuild a record from its audit events.
+
+    Raises :class:`RecordError` when an event does not follow from the one
+    before it (a gap, a forged state, an unknown trigger).
+
+    .. versionadded:: 0.1.0
+    """
+    consent = Consent.new(contact)
+    for event in history:
+        consent = apply_event(consent, event)
+    return consent
+
+
+def mermaid() -> str:
+    """The machine as a Mermaid ``stateDiagram-v2``, drawn from the declaration.
+
+    .. versionadded:: 0.1.0
+    """
+    lines = ["stateDiagram-v2"]
+    initial = next(s for s in ConsentMachine.states if s.initial)
+    lines.append(f"    [*] --> {ConsentState(initial.value).name}")
+    for state in ConsentMachine.states:
+        for transition in state.transitions:
+            source = ConsentState(transition.source.value).name
+            target = ConsentState(transition.target.value).name
+            for event in transition.events:
+                effect = EFFECTS[Trigger(str(event))]
+                label = str(event) if effect is None else f"{event} / {effect.value}"
+                lines.append(f"    {source} --> {target}: {label}")
+    return "\n".join(lines) + "\n"

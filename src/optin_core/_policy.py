@@ -1,0 +1,310 @@
+"""Organisation policy: the knobs and hooks that make one org differ from another.
+
+A :class:`Policy` is frozen and validated at construction; a bad setting raises
+:class:`~optin_core.PolicyError` naming it. Hosts plug in their own rules by
+subclassing and overriding the hooks (:meth:`Policy.allows_texting`,
+:meth:`Policy.accepts_attestation`, :meth:`Policy.classify`,
+:meth:`Policy.message`), whose defaults are the documented behaviour, as with
+wsproto's ``Extension``.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from collections.abc import Mapping
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from ._catalog import render_message
+from ._enums import ConsentState, Intent, MessageKind
+from ._errors import PolicyError, UnknownLocale
+from ._keywords import (
+    KeywordCollision,
+    KeywordIndex,
+    build_keyword_index,
+    default_keyword_index,
+    lint_keywords,
+)
+from ._locale import require_locale
+from ._parser import ParsedReply
+
+__all__ = ["Mode", "Policy"]
+
+
+class Mode(enum.Enum):
+    """How an organisation gets permission to text.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: The contact must answer the opt-in request with YES.
+    ATTESTATION = "attestation"
+    #: A disclaimer goes first; no answer is needed.
+    DISCLAIMER = "disclaimer"
+
+
+def _mode(value: object) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise PolicyError(
+            "mode", f"{value!r} is not one of {', '.join(m.value for m in Mode)}"
+        ) from None
+
+
+def _freeze_keywords(
+    value: Mapping[Any, Mapping[str, Any]] | None,
+) -> Mapping[Intent, Mapping[str, tuple[str, ...]]]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise PolicyError("extra_keywords", "expected {Intent: {locale: [words]}}")
+    frozen: dict[Intent, Mapping[str, tuple[str, ...]]] = {}
+    for intent, per_locale in value.items():
+        try:
+            key = intent if isinstance(intent, Intent) else Intent(intent)
+        except ValueError:
+            raise PolicyError(
+                "extra_keywords", f"unknown intent {intent!r}"
+            ) from None
+        if key in (Intent.REACTION, Intent.UNRECOGNIZED):
+            raise PolicyError("extra_keywords", f"{key.value} takes no keywords")
+        if not isinstance(per_locale, Mapping):
+            raise PolicyError(
+                "extra_keywords", f"{key.value}: expected {{locale: [words]}}"
+            )
+        inner: dict[str, tuple[str, ...]] = {}
+        for locale, words in per_locale.items():
+            if isinstance(words, str) or not all(
+                isinstance(w, str) and w.strip() for w in words
+            ):
+                raise PolicyError(
+                    "extra_keywords",
+                    f"{key.value}/{locale}: expected a list of non-empty words",
+                )
+            inner[str(locale)] = tuple(words)
+        frozen[key] = MappingProxyType(inner)
+    return MappingProxyType(frozen)
+
+
+def _freeze_templates(
+    value: Mapping[str, Mapping[Any, str]] | None,
+) -> Mapping[str, Mapping[str, str]]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise PolicyError("templates", "expected {locale: {MessageKind: text}}")
+    frozen: dict[str, Mapping[str, str]] = {}
+    for locale, per_kind in value.items():
+        if not isinstance(per_kind, Mapping):
+            raise PolicyError("templates", f"{locale}: expected {{kind: text}}")
+        inner: dict[str, str] = {}
+        for kind, text in per_kind.items():
+            try:
+                name = kind.value if isinstance(kind, MessageKind) else kind
+                MessageKind(name)
+            except ValueError:
+                raise PolicyError(
+                    "templates", f"{locale}: unknown message kind {kind!r}"
+                ) from None
+            if name == MessageKind.TEXT.value:
+                raise PolicyError("templates", "the agent's TEXT has no template")
+            if not isinstance(text, str) or not text.strip():
+                raise PolicyError("templates", f"{locale}/{name}: empty template")
+            inner[name] = text
+        frozen[str(locale)] = MappingProxyType(inner)
+    return MappingProxyType(frozen)
+
+
+def _methods(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        raise PolicyError(
+            "attestation_methods", "expected a collection of names, not one str"
+        )
+    try:
+        methods = frozenset(value)
+    except TypeError:
+        raise PolicyError("attestation_methods", "expected a collection") from None
+    if not all(isinstance(m, str) and m.strip() for m in methods):
+        raise PolicyError("attestation_methods", "names must be non-empty str")
+    return methods
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    """An organisation's consent rules. Defaults follow the seed and carriers.
+
+    A bare ``Policy(org_name="Acme")`` uses attestation mode; allows 3 opt-in
+    attempts, resent no sooner than 24 h apart; sends up to 3 reminders per
+    attempt; confirms opt-ins, stops and restarts; answers HELP; lets START /
+    UNSTOP restart a stopped contact, but not YES; treats a "No" to the
+    request as a stop; and accepts no out-of-band attestation until the
+    organisation names a method.
+
+    .. versionadded:: 0.1.0
+    """
+
+    org_name: str
+    program_name: str = ""
+    mode: Mode = attrs.field(default=Mode.ATTESTATION, converter=_mode)
+    default_locale: str = "en"
+    allow_resend: bool = True
+    max_attempts: int = 3
+    resend_after: timedelta = timedelta(hours=24)
+    max_reminders: int = 3
+    confirm_opt_in: bool = True
+    confirm_stop: bool = True
+    confirm_restart: bool = True
+    answer_help: bool = True
+    allow_restart: bool = True
+    yes_restarts: bool = False
+    decline_stops: bool = True
+    lenient_consent: bool = False
+    attestation_methods: frozenset[str] = attrs.field(
+        default=frozenset(), converter=_methods
+    )
+    max_greeting_length: int = 160
+    max_request_length: int = 500
+    max_text_length: int = 1600
+    extra_keywords: Mapping[Intent, Mapping[str, tuple[str, ...]]] = attrs.field(
+        factory=dict, converter=_freeze_keywords, eq=False, hash=False
+    )
+    templates: Mapping[str, Mapping[str, str]] = attrs.field(
+        factory=dict, converter=_freeze_templates, eq=False, hash=False
+    )
+    loop_window: timedelta = timedelta(hours=1)
+    loop_max_auto_replies: int = 5
+    policy_id: str = "default"
+    policy_version: str = "1"
+    keywords: KeywordIndex = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._validate()
+        index = (
+            build_keyword_index(self.extra_keywords)
+            if self.extra_keywords
+            else default_keyword_index()
+        )
+        object.__setattr__(self, "keywords", index)
+
+    def _validate(self) -> None:
+        for name in ("org_name", "policy_id", "policy_version"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise PolicyError(name, "must be a non-empty str")
+        if not isinstance(self.program_name, str):
+            raise PolicyError("program_name", "must be a str")
+        for name in (
+            "allow_resend",
+            "confirm_opt_in",
+            "confirm_stop",
+            "confirm_restart",
+            "answer_help",
+            "allow_restart",
+            "yes_restarts",
+            "decline_stops",
+            "lenient_consent",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise PolicyError(name, "must be True or False")
+        for name, low in (
+            ("max_attempts", 1),
+            ("max_reminders", 0),
+            ("max_greeting_length", 0),
+            ("max_request_length", 1),
+            ("max_text_length", 1),
+            ("loop_max_auto_replies", 1),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise PolicyError(name, f"must be an int >= {low}, got {value!r}")
+        for name in ("resend_after", "loop_window"):
+            value = getattr(self, name)
+            if not isinstance(value, timedelta) or value < timedelta(0):
+                raise PolicyError(name, f"must be a timedelta >= 0, got {value!r}")
+        try:
+            canonical = require_locale(self.default_locale)
+        except (UnknownLocale, TypeError) as e:
+            raise PolicyError("default_locale", str(e)) from None
+        object.__setattr__(self, "default_locale", canonical)
+        if not self.program_name:
+            object.__setattr__(self, "program_name", self.org_name)
+        for name in ("org_name", "program_name"):
+            if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in getattr(self, name)):
+                raise PolicyError(name, "must not contain control characters")
+        for locale in self.templates:
+            try:
+                require_locale(locale)
+            except UnknownLocale as e:
+                raise PolicyError("templates", str(e)) from None
+        # Render every message once, so a broken override fails here and not
+        # when the first contact answers.
+        for kind in MessageKind:
+            if kind is not MessageKind.TEXT:
+                render_message(
+                    kind,
+                    self.default_locale,
+                    default_locale=self.default_locale,
+                    org_name=self.org_name,
+                    program_name=self.program_name,
+                    overrides=self.templates,
+                )
+
+    # -- hooks: override in a subclass to plug in an organisation's rules --
+
+    def allows_texting(self, state: ConsentState) -> bool:
+        """Whether the agent may text in its own words in ``state``.
+
+        Opted-in contacts always; disclosed ones only in disclaimer mode, so
+        that switching to attestation blocks them until they answer YES.
+        """
+        return state is ConsentState.OPTED_IN or (
+            state is ConsentState.DISCLOSED and self.mode is Mode.DISCLAIMER
+        )
+
+    def accepts_attestation(self, method: str) -> bool:
+        """Whether consent gathered by ``method`` (e-mail, app...) counts."""
+        return method in self.attestation_methods
+
+    def classify(self, reply: ParsedReply) -> ParsedReply:
+        """Last word on a parsed reply; return it unchanged by default.
+
+        Override to reclassify (say, read a form's reference number as
+        consent). A STOP should never be turned into anything else.
+        """
+        return reply
+
+    def message(self, kind: MessageKind, locale: str | None) -> tuple[str, str]:
+        """The text of an automatic message and the locale it is in.
+
+        Defaults to the policy's template overrides, then the catalogs.
+        """
+        return render_message(
+            kind,
+            locale,
+            default_locale=self.default_locale,
+            org_name=self.org_name,
+            program_name=self.program_name,
+            overrides=self.templates,
+        )
+
+    def lint(self) -> tuple[KeywordCollision, ...]:
+        """Keywords that land in two intents, so a collision is a decision.
+
+        With ``yes_restarts`` the consent words also restart a stopped
+        contact (Twilio's reading of YES); that is reported too.
+        """
+        found = list(lint_keywords(self.keywords))
+        if self.yes_restarts:
+            found.append(
+                KeywordCollision(
+                    keyword="yes",
+                    locale="*",
+                    intents=(Intent.CONSENT, Intent.START),
+                )
+            )
+        return tuple(found)

@@ -1,0 +1,100 @@
+"""Hypothesis strategies for optin_core's records, inputs and policies.
+
+Hosts can copy these to property-test their own integration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import strategies as st
+
+from optin_core import (
+    Attest,
+    Consent,
+    ConsentState,
+    Inbound,
+    Input,
+    Mode,
+    OptinError,
+    Policy,
+    RequestOptIn,
+    Revoke,
+    SendText,
+    decide,
+)
+
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+#: Replies that exercise every intent, in several languages and spellings.
+REPLIES = [
+    "Yes", "yes", "YES!", "Oui", "oui !", "ＯＵＩ", "Sí", "si", "ja", "sim",
+    "STOP", "Stop.", "stop texting me", "Arrêt", "arret", "unsubscribe", "baja",
+    "START", "unstop", "HELP", "info", "aide",
+    "No", "non", "maybe later", "who is this?", "👍", "",
+    "Liked “Reply YES to receive texts”", "please stop by the office",
+    "yes stop", "Stopover?",
+]
+
+zones = st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=2))])
+
+#: Moments within a few days of T0, in a few zones, moving forward mostly.
+moments = st.builds(
+    lambda minutes, tz: (T0 + timedelta(minutes=minutes)).astimezone(tz),
+    st.integers(min_value=0, max_value=6 * 24 * 60),
+    zones,
+)
+
+reply_texts = st.one_of(st.sampled_from(REPLIES), st.text(max_size=40))
+message_ids = st.sampled_from([f"m{i}" for i in range(12)])
+actors = st.sampled_from(["agent-1", "agent-2", "compliance"])
+greetings = st.one_of(st.none(), st.sampled_from(["I'm Martha from Hearsay", "{org_name}", "Hi 👋"]))
+locales = st.one_of(st.none(), st.sampled_from(["en", "fr", "fr-CA", "es", "de"]))
+
+
+def inputs(at: st.SearchStrategy[datetime] = moments) -> st.SearchStrategy[Input]:
+    return st.one_of(
+        st.builds(RequestOptIn, at=at, greeting=greetings, by=actors, locale=locales),
+        st.builds(Inbound, text=reply_texts, at=at, message_id=message_ids),
+        st.builds(Inbound, text=reply_texts, at=at, message_id=message_ids),
+        st.builds(SendText, body=st.sampled_from(["Hello", "Your documents"]), at=at, by=actors),
+        st.builds(
+            Attest,
+            method=st.sampled_from(["email", "paper"]),
+            at=at,
+            by=actors,
+            evidence=st.just("doc-1"),
+        ),
+        st.builds(Revoke, at=at, by=actors, reason=st.just("phone call")),
+    )
+
+
+policies = st.builds(
+    Policy,
+    org_name=st.just("Hearsay"),
+    mode=st.sampled_from(list(Mode)),
+    max_attempts=st.integers(1, 4),
+    max_reminders=st.integers(0, 3),
+    resend_after=st.sampled_from([timedelta(0), timedelta(hours=1), timedelta(days=1)]),
+    yes_restarts=st.booleans(),
+    allow_restart=st.booleans(),
+    decline_stops=st.booleans(),
+    confirm_stop=st.booleans(),
+    attestation_methods=st.sampled_from([frozenset(), frozenset({"email"})]),
+)
+
+
+@st.composite
+def consents(draw: st.DrawFn, max_steps: int = 12) -> Consent:
+    """A record reached by applying random inputs through ``decide``."""
+    policy = draw(policies)
+    consent = Consent.new(draw(st.sampled_from(["+15555550100", "+33612345678"])))
+    for inp in draw(st.lists(inputs(), max_size=max_steps)):
+        try:
+            consent = decide(consent, inp, policy).consent
+        except OptinError:
+            pass
+    return consent
+
+
+states = st.sampled_from(list(ConsentState))

@@ -1,0 +1,154 @@
+"""Policy: validation at construction, hooks, lint."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from optin_core import (
+    Consent,
+    ConsentState,
+    Inbound,
+    Intent,
+    MessageKind,
+    Mode,
+    ParsedReply,
+    Policy,
+    PolicyError,
+    RequestOptIn,
+    decide,
+)
+
+from .flows import CONTACT, Flow, at
+
+
+def test_defaults_follow_the_seed_and_carriers() -> None:
+    p = Policy(org_name="Acme")
+    assert p.mode is Mode.ATTESTATION
+    assert (p.allow_resend, p.max_attempts, p.resend_after) == (True, 3, timedelta(hours=24))
+    assert p.max_reminders == 3
+    assert p.confirm_opt_in and p.confirm_stop and p.confirm_restart
+    assert p.answer_help and p.allow_restart and p.decline_stops
+    assert not p.yes_restarts
+    assert p.attestation_methods == frozenset()
+    assert p.program_name == "Acme"
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [
+        ({"org_name": ""}, "org_name"),
+        ({"org_name": 3}, "org_name"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": True}, "max_attempts"),
+        ({"max_reminders": -1}, "max_reminders"),
+        ({"resend_after": 3600}, "resend_after"),
+        ({"resend_after": timedelta(hours=-1)}, "resend_after"),
+        ({"loop_window": None}, "loop_window"),
+        ({"confirm_stop": "yes"}, "confirm_stop"),
+        ({"default_locale": "xx-nowhere"}, "default_locale"),
+        ({"default_locale": None}, "default_locale"),
+        ({"mode": "sometimes"}, "mode"),
+        ({"attestation_methods": "email"}, "attestation_methods"),
+        ({"attestation_methods": 5}, "attestation_methods"),
+        ({"attestation_methods": [""]}, "attestation_methods"),
+        ({"extra_keywords": {"love": {"en": ["xoxo"]}}}, "extra_keywords"),
+        ({"extra_keywords": {Intent.STOP: {"en": "halt"}}}, "extra_keywords"),
+        ({"extra_keywords": {Intent.REACTION: {"en": ["x"]}}}, "extra_keywords"),
+        ({"extra_keywords": ["stop"]}, "extra_keywords"),
+        ({"templates": {"en": {"poem": "x"}}}, "templates"),
+        ({"templates": {"en": {"text": "x"}}}, "templates"),
+        ({"templates": {"en": {"reminder": " "}}}, "templates"),
+        ({"templates": {"tlh": {"reminder": "x"}}}, "templates"),
+        ({"templates": {"en": "x"}}, "templates"),
+        ({"org_name": "Acme\x07"}, "org_name"),
+        ({"policy_id": ""}, "policy_id"),
+        ({"max_request_length": 0}, "max_request_length"),
+    ],
+)
+def test_invalid_settings_name_the_setting(changes: dict[str, object], setting: str) -> None:
+    kwargs: dict[str, object] = {"org_name": "Acme", **changes}
+    with pytest.raises(PolicyError) as info:
+        Policy(**kwargs)  # type: ignore[arg-type]
+    assert info.value.setting == setting
+    assert f"Policy.{setting}" in str(info.value)
+
+
+def test_policy_is_frozen() -> None:
+    p = Policy(org_name="Acme")
+    with pytest.raises(AttributeError):
+        p.max_attempts = 9  # type: ignore[misc]
+
+
+def test_mode_accepts_its_value() -> None:
+    assert Policy(org_name="Acme", mode="disclaimer").mode is Mode.DISCLAIMER  # type: ignore[arg-type]
+
+
+def test_template_overrides_are_literal_safe_and_per_locale() -> None:
+    p = Policy(
+        org_name="{0.__class__}",
+        templates={"fr": {MessageKind.REMINDER: "{org_name} : répondez OUI ou STOP."}},
+    )
+    text, locale = p.message(MessageKind.REMINDER, "fr-CA")
+    assert (text, locale) == ("{0.__class__} : répondez OUI ou STOP.", "fr")
+
+
+def test_extra_keywords_reach_the_parser() -> None:
+    p = Policy(org_name="Acme", extra_keywords={Intent.STOP: {"en": ["halt"]}})
+    flow = Flow(p)
+    flow.request(0)
+    flow.reply("halt", 1)
+    assert flow.consent.state is ConsentState.STOPPED
+
+
+def test_lint_reports_keyword_collisions() -> None:
+    assert Policy(org_name="Acme").lint() == ()
+    p = Policy(org_name="Acme", extra_keywords={Intent.START: {"en": ["yes"]}})
+    found = p.lint()
+    assert any(c.keyword == "yes" and set(c.intents) >= {Intent.CONSENT, Intent.START} for c in found)
+    assert any(set(c.intents) == {Intent.CONSENT, Intent.START} for c in Policy(org_name="A", yes_restarts=True).lint())
+
+
+class Strict(Policy):
+    """A host's policy: texting only after explicit consent, and e-mail counts."""
+
+    def allows_texting(self, state: ConsentState) -> bool:
+        return state is ConsentState.OPTED_IN
+
+    def accepts_attestation(self, method: str) -> bool:
+        return method.startswith("email")
+
+
+class Lenient(Policy):
+    """Reads "yes please" as consent (the host's explicit choice)."""
+
+    def classify(self, reply: ParsedReply) -> ParsedReply:
+        if reply.intent is Intent.UNRECOGNIZED and reply.text.lower().startswith("yes"):
+            return ParsedReply(
+                intent=Intent.CONSENT,
+                keyword="yes",
+                rule=reply.rule,
+                locale="en",
+                text=reply.text,
+            )
+        return reply
+
+
+def test_hooks_can_be_overridden() -> None:
+    strict = Strict(org_name="Acme", mode=Mode.DISCLAIMER)
+    assert not strict.allows_texting(ConsentState.DISCLOSED)
+    assert strict.accepts_attestation("email-double-opt-in")
+    flow = Flow(Lenient(org_name="Acme"))
+    flow.request(0)
+    flow.reply("yes please!", 1)
+    assert flow.consent.state is ConsentState.OPTED_IN
+    assert flow.consent.history[-1].reply is not None
+    assert flow.consent.history[-1].reply.intent is Intent.CONSENT
+
+
+def test_policy_id_and_version_are_on_every_event() -> None:
+    p = Policy(org_name="Acme", policy_id="acme-sms", policy_version="2026-03")
+    d = decide(Consent.new(CONTACT), RequestOptIn(at=at(0)), p)
+    d = decide(d.consent, Inbound(text="yes", at=at(1), message_id="1"), p)
+    assert {(e.policy_id, e.policy_version) for e in d.consent.history} == {("acme-sms", "2026-03")}
