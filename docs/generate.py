@@ -31,7 +31,9 @@ def render() -> str:
                 continue
             effect = EFFECTS[trigger]
             sends = "" if effect is None else f"`{effect.name}`"
-            rows.append(f"| `{state.name}` | `{trigger.value}` | `{target.name}` | {sends} |")
+            rows.append(
+                f"| `{state.name}` | `{trigger.value}` | `{target.name}` | {sends} |"
+            )
     return (
         HEADER
         + "```mermaid\n"

@@ -34,7 +34,10 @@ def main() -> None:
         print(f"\n[{(start + timedelta(minutes=minutes)):%H:%M}] {label}")
         if decision.reply is not None:
             r = decision.reply
-            print(f"    parsed: {r.intent.value} (rule {r.rule.value}, keyword {r.keyword!r})")
+            print(
+                f"    parsed: {r.intent.value} "
+                f"(rule {r.rule.value}, keyword {r.keyword!r})"
+            )
         for message in decision.outgoing:
             print(f"  -> {message.kind.value}:")
             for line in message.text.splitlines():
@@ -47,22 +50,38 @@ def main() -> None:
     step(
         0,
         "Martha sends the opt-in request",
-        RequestOptIn(at=at(0), greeting="Je suis Martha de Hearsay", by="martha", locale="fr"),
+        RequestOptIn(
+            at=at(0), greeting="Je suis Martha de Hearsay", by="martha", locale="fr"
+        ),
     )
-    step(3, "Contact: « C'est pour quoi ? »", Inbound(text="C'est pour quoi ?", at=at(3), message_id="sm1"))
+    step(
+        3,
+        "Contact: « C'est pour quoi ? »",
+        Inbound(text="C'est pour quoi ?", at=at(3), message_id="sm1"),
+    )
     step(5, "Contact: « Oui »", Inbound(text="Oui", at=at(5), message_id="sm2"))
     step(
         9,
         "Martha texts in her own words",
-        SendText(body="Merci ! Votre bilan est prêt, quand pouvons-nous en parler ?", at=at(9), by="martha"),
+        SendText(
+            body="Merci ! Votre bilan est prêt, quand pouvons-nous en parler ?",
+            at=at(9),
+            by="martha",
+        ),
     )
     step(30, "Contact: « STOP »", Inbound(text="STOP", at=at(30), message_id="sm3"))
     try:
-        decide(consent, SendText(body="Une dernière chose…", at=at(31), by="martha"), policy)
+        decide(
+            consent,
+            SendText(body="Une dernière chose…", at=at(31), by="martha"),
+            policy,
+        )
     except SendBlocked as blocked:
         print(f"\n[{at(31):%H:%M}] Martha tries again: refused: {blocked}")
-    print(f"\nAudit trail: {len(consent.history)} events, "
-          f"{sum(len(e.sent) for e in consent.history)} messages decided.")
+    print(
+        f"\nAudit trail: {len(consent.history)} events, "
+        f"{sum(len(e.sent) for e in consent.history)} messages decided."
+    )
 
 
 if __name__ == "__main__":

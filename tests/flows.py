@@ -43,7 +43,9 @@ class Flow:
         self.consent = self.last.consent
         return self.last
 
-    def reply(self, text: str, minutes: float, message_id: str | None = None) -> Decision:
+    def reply(
+        self, text: str, minutes: float, message_id: str | None = None
+    ) -> Decision:
         self._ids += 1
         mid = message_id or f"m{self._ids}"
         return self.apply(Inbound(text=text, at=at(minutes), message_id=mid))

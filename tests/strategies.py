@@ -5,6 +5,7 @@ Hosts can copy these to property-test their own integration.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
@@ -23,20 +24,50 @@ from optin_core import (
     SendText,
     decide,
 )
+from optin_core._enums import Intent
+from optin_core._keywords import default_keyword_index
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 #: Replies that exercise every intent, in several languages and spellings.
 REPLIES = [
-    "Yes", "yes", "YES!", "Oui", "oui !", "ＯＵＩ", "Sí", "si", "ja", "sim",
-    "STOP", "Stop.", "stop texting me", "Arrêt", "arret", "unsubscribe", "baja",
-    "START", "unstop", "HELP", "info", "aide",
-    "No", "non", "maybe later", "who is this?", "👍", "",
-    "Liked “Reply YES to receive texts”", "please stop by the office",
-    "yes stop", "Stopover?",
+    "Yes",
+    "yes",
+    "YES!",
+    "Oui",
+    "oui !",
+    "ＯＵＩ",
+    "Sí",
+    "si",
+    "ja",
+    "sim",
+    "STOP",
+    "Stop.",
+    "stop texting me",
+    "Arrêt",
+    "arret",
+    "unsubscribe",
+    "baja",
+    "START",
+    "unstop",
+    "HELP",
+    "info",
+    "aide",
+    "No",
+    "non",
+    "maybe later",
+    "who is this?",
+    "👍",
+    "",
+    "Liked “Reply YES to receive texts”",
+    "please stop by the office",
+    "yes stop",
+    "Stopover?",
 ]
 
-zones = st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=2))])
+zones = st.sampled_from(
+    [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=2))]
+)
 
 #: Moments within a few days of T0, in a few zones, moving forward mostly.
 moments = st.builds(
@@ -48,7 +79,9 @@ moments = st.builds(
 reply_texts = st.one_of(st.sampled_from(REPLIES), st.text(max_size=40))
 message_ids = st.sampled_from([f"m{i}" for i in range(12)])
 actors = st.sampled_from(["agent-1", "agent-2", "compliance"])
-greetings = st.one_of(st.none(), st.sampled_from(["I'm Martha from Hearsay", "{org_name}", "Hi 👋"]))
+greetings = st.one_of(
+    st.none(), st.sampled_from(["I'm Martha from Hearsay", "{org_name}", "Hi 👋"])
+)
 locales = st.one_of(st.none(), st.sampled_from(["en", "fr", "fr-CA", "es", "de"]))
 
 
@@ -57,7 +90,12 @@ def inputs(at: st.SearchStrategy[datetime] = moments) -> st.SearchStrategy[Input
         st.builds(RequestOptIn, at=at, greeting=greetings, by=actors, locale=locales),
         st.builds(Inbound, text=reply_texts, at=at, message_id=message_ids),
         st.builds(Inbound, text=reply_texts, at=at, message_id=message_ids),
-        st.builds(SendText, body=st.sampled_from(["Hello", "Your documents"]), at=at, by=actors),
+        st.builds(
+            SendText,
+            body=st.sampled_from(["Hello", "Your documents"]),
+            at=at,
+            by=actors,
+        ),
         st.builds(
             Attest,
             method=st.sampled_from(["email", "paper"]),
@@ -90,11 +128,63 @@ def consents(draw: st.DrawFn, max_steps: int = 12) -> Consent:
     policy = draw(policies)
     consent = Consent.new(draw(st.sampled_from(["+15555550100", "+33612345678"])))
     for inp in draw(st.lists(inputs(), max_size=max_steps)):
-        try:
+        with contextlib.suppress(OptinError):
             consent = decide(consent, inp, policy).consent
-        except OptinError:
-            pass
     return consent
 
 
 states = st.sampled_from(list(ConsentState))
+
+
+# -- reply texts: what contacts type, and what no one types --------------
+
+#: Every str, including lone surrogates, controls and unassigned code points.
+any_text = st.text(st.characters(codec=None), max_size=200)
+
+#: Locales as hosts send them: shipped, regional, odd spellings and garbage.
+locales_any = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["en", "fr", "fr-CA", "fr_CA", "FR", "fr-fr", "pt-BR", "es", "de", "it", "nl"]
+    ),
+    st.text(max_size=12),
+)
+
+_PUNCT = list(".!?,;:…-_*()[]\"'«»“”„ ")
+_EMOJI = ["🛑", "👍", "😡", "🙏", "❤️", "😀", "👋🏽", "🇫🇷"]
+_INVISIBLE = ["\u200b", "\u200d", "\ufeff", "\u2060", "\u00ad"]
+_SPACES = [" ", "  ", "\t", "\n", "\u00a0", "\u202f", "\u3000"]
+
+#: Things that may surround a reply without changing its meaning.
+decorations = st.lists(
+    st.sampled_from(_PUNCT + _EMOJI + _INVISIBLE + _SPACES), max_size=6
+).map("".join)
+
+
+def _keywords(intent: Intent, *, strong_only: bool = False) -> list[str]:
+    return sorted(
+        {
+            e.written
+            for e in default_keyword_index().entries
+            if e.intent is intent and (not strong_only or e.strength == "strong")
+        }
+    )
+
+
+def _cased(words: list[str]) -> st.SearchStrategy[str]:
+    return st.sampled_from(words).flatmap(
+        lambda w: st.sampled_from([w, w.upper(), w.capitalize(), w.title()])
+    )
+
+
+#: Stop keywords of every pack, as written, in various cases.
+stop_keywords = _cased(_keywords(Intent.STOP))
+#: Stop keywords that count as a first word ("STOP please").
+strong_stop_keywords = _cased(_keywords(Intent.STOP, strong_only=True))
+
+
+@st.composite
+def keyword_texts(draw: st.DrawFn, intent: Intent) -> str:
+    """A keyword of ``intent`` with decorations around it."""
+    word = draw(_cased(_keywords(intent)))
+    return draw(decorations) + word + draw(decorations)

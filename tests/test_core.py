@@ -10,7 +10,6 @@ from optin_core import (
     Attest,
     Consent,
     ConsentState,
-    ContactStopped,
     Inbound,
     InvalidGreeting,
     InvalidInput,
@@ -162,7 +161,10 @@ def test_decline_may_be_ordinary_conversation_by_policy() -> None:
 
 
 def test_yes_restarts_only_when_the_policy_says_so() -> None:
-    for yes_restarts, expected in ((False, ConsentState.STOPPED), (True, ConsentState.OPTED_IN)):
+    for yes_restarts, expected in (
+        (False, ConsentState.STOPPED),
+        (True, ConsentState.OPTED_IN),
+    ):
         flow = Flow(policy(yes_restarts=yes_restarts))
         flow.request(0)
         flow.reply("stop", 1)
@@ -241,15 +243,25 @@ def test_message_ids_are_remembered_boundedly() -> None:
 def test_greeting_comes_first_and_the_wording_is_locked() -> None:
     pol = policy()
     plain = decide(Consent.new(CONTACT), RequestOptIn(at=at(0)), pol).outgoing[0].text
-    greeted = decide(
-        Consent.new(CONTACT), RequestOptIn(at=at(0), greeting="I'm Martha from Hearsay"), pol
-    ).outgoing[0].text
+    greeted = (
+        decide(
+            Consent.new(CONTACT),
+            RequestOptIn(at=at(0), greeting="I'm Martha from Hearsay"),
+            pol,
+        )
+        .outgoing[0]
+        .text
+    )
     assert greeted == "I'm Martha from Hearsay\n" + plain
 
 
-@pytest.mark.parametrize("greeting", ["{org_name}", "{0.__class__}", "%(x)s", "${x}", "{{}}"])
+@pytest.mark.parametrize(
+    "greeting", ["{org_name}", "{0.__class__}", "%(x)s", "${x}", "{{}}"]
+)
 def test_greeting_is_data_never_a_format_string(greeting: str) -> None:
-    d = decide(Consent.new(CONTACT), RequestOptIn(at=at(0), greeting=greeting), policy())
+    d = decide(
+        Consent.new(CONTACT), RequestOptIn(at=at(0), greeting=greeting), policy()
+    )
     assert d.outgoing[0].text.startswith(greeting + "\n")
     assert d.events[0].sent[0].text == d.outgoing[0].text
 
@@ -259,12 +271,16 @@ def test_greeting_is_data_never_a_format_string(greeting: str) -> None:
 )
 def test_greeting_with_control_characters_is_refused(greeting: str) -> None:
     with pytest.raises(InvalidGreeting, match="U\\+"):
-        decide(Consent.new(CONTACT), RequestOptIn(at=at(0), greeting=greeting), policy())
+        decide(
+            Consent.new(CONTACT), RequestOptIn(at=at(0), greeting=greeting), policy()
+        )
 
 
 def test_greeting_length_limits() -> None:
     with pytest.raises(InvalidGreeting, match="shorten"):
-        decide(Consent.new(CONTACT), RequestOptIn(at=at(0), greeting="x" * 161), policy())
+        decide(
+            Consent.new(CONTACT), RequestOptIn(at=at(0), greeting="x" * 161), policy()
+        )
     with pytest.raises(InvalidGreeting, match="opt-in request would be"):
         decide(
             Consent.new(CONTACT),
@@ -274,7 +290,9 @@ def test_greeting_length_limits() -> None:
 
 
 def test_emoji_greeting_is_fine() -> None:
-    d = decide(Consent.new(CONTACT), RequestOptIn(at=at(0), greeting="Hi 👨‍👩‍👧 !"), policy())
+    d = decide(
+        Consent.new(CONTACT), RequestOptIn(at=at(0), greeting="Hi 👨‍👩‍👧 !"), policy()
+    )
     assert d.outgoing[0].text.startswith("Hi 👨‍👩‍👧 !\n")
 
 
@@ -332,7 +350,11 @@ def test_attestation_method_must_be_accepted() -> None:
         policy(attestation_methods=["email"]),
     )
     event = d.events[0]
-    assert (event.method, event.evidence, event.actor) == ("email", "mail-42", "agent-7")
+    assert (event.method, event.evidence, event.actor) == (
+        "email",
+        "mail-42",
+        "agent-7",
+    )
     assert d.consent.opted_in_at == at(0)
 
 

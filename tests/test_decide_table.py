@@ -54,11 +54,17 @@ INPUTS: dict[str, Callable[[], Input]] = {
     "no": lambda: Inbound(text="No", at=at(LATER), message_id="x-no"),
     "unclear": lambda: Inbound(text="who is this?", at=at(LATER), message_id="x-q"),
     "text": lambda: SendText(body="Your statement is ready.", at=at(LATER)),
-    "attest": lambda: Attest(method="email", at=at(LATER), by="agent-7", evidence="msg-1"),
+    "attest": lambda: Attest(
+        method="email", at=at(LATER), by="agent-7", evidence="msg-1"
+    ),
     "revoke": lambda: Revoke(at=at(LATER), by="compliance", reason="phone call"),
 }
 
-Outcome = tuple[ConsentState, tuple[MessageKind, ...]] | type[Exception] | tuple[type[Exception], str]
+Outcome = (
+    tuple[ConsentState, tuple[MessageKind, ...]]
+    | type[Exception]
+    | tuple[type[Exception], str]
+)
 UNCHANGED = "unchanged"
 
 ATTESTATION: dict[ConsentState, dict[str, Outcome | str]] = {

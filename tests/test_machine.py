@@ -94,7 +94,9 @@ def test_compile_refuses_a_machine_with_a_missing_state() -> None:
 def test_mermaid_draws_every_transition() -> None:
     diagram = mermaid()
     assert diagram.startswith("stateDiagram-v2\n")
-    edges = [line for line in diagram.splitlines() if "-->" in line and "[*]" not in line]
+    edges = [
+        line for line in diagram.splitlines() if "-->" in line and "[*]" not in line
+    ]
     assert len(edges) == len(TRANSITIONS)
     assert "PENDING --> OPTED_IN: consent / opt_in_confirmation" in diagram
 

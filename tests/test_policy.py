@@ -26,10 +26,18 @@ from .flows import CONTACT, Flow, at
 def test_defaults_follow_the_seed_and_carriers() -> None:
     p = Policy(org_name="Acme")
     assert p.mode is Mode.ATTESTATION
-    assert (p.allow_resend, p.max_attempts, p.resend_after) == (True, 3, timedelta(hours=24))
+    assert (p.allow_resend, p.max_attempts, p.resend_after) == (
+        True,
+        3,
+        timedelta(hours=24),
+    )
     assert p.max_reminders == 3
-    assert p.confirm_opt_in and p.confirm_stop and p.confirm_restart
-    assert p.answer_help and p.allow_restart and p.decline_stops
+    assert p.confirm_opt_in
+    assert p.confirm_stop
+    assert p.confirm_restart
+    assert p.answer_help
+    assert p.allow_restart
+    assert p.decline_stops
     assert not p.yes_restarts
     assert p.attestation_methods == frozenset()
     assert p.program_name == "Acme"
@@ -67,7 +75,9 @@ def test_defaults_follow_the_seed_and_carriers() -> None:
         ({"max_request_length": 0}, "max_request_length"),
     ],
 )
-def test_invalid_settings_name_the_setting(changes: dict[str, object], setting: str) -> None:
+def test_invalid_settings_name_the_setting(
+    changes: dict[str, object], setting: str
+) -> None:
     kwargs: dict[str, object] = {"org_name": "Acme", **changes}
     with pytest.raises(PolicyError) as info:
         Policy(**kwargs)  # type: ignore[arg-type]
@@ -106,8 +116,14 @@ def test_lint_reports_keyword_collisions() -> None:
     assert Policy(org_name="Acme").lint() == ()
     p = Policy(org_name="Acme", extra_keywords={Intent.START: {"en": ["yes"]}})
     found = p.lint()
-    assert any(c.keyword == "yes" and set(c.intents) >= {Intent.CONSENT, Intent.START} for c in found)
-    assert any(set(c.intents) == {Intent.CONSENT, Intent.START} for c in Policy(org_name="A", yes_restarts=True).lint())
+    assert any(
+        c.keyword == "yes" and set(c.intents) >= {Intent.CONSENT, Intent.START}
+        for c in found
+    )
+    assert any(
+        set(c.intents) == {Intent.CONSENT, Intent.START}
+        for c in Policy(org_name="A", yes_restarts=True).lint()
+    )
 
 
 class Strict(Policy):
@@ -151,4 +167,6 @@ def test_policy_id_and_version_are_on_every_event() -> None:
     p = Policy(org_name="Acme", policy_id="acme-sms", policy_version="2026-03")
     d = decide(Consent.new(CONTACT), RequestOptIn(at=at(0)), p)
     d = decide(d.consent, Inbound(text="yes", at=at(1), message_id="1"), p)
-    assert {(e.policy_id, e.policy_version) for e in d.consent.history} == {("acme-sms", "2026-03")}
+    assert {(e.policy_id, e.policy_version) for e in d.consent.history} == {
+        ("acme-sms", "2026-03")
+    }

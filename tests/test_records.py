@@ -101,7 +101,12 @@ def test_schema_version_is_written() -> None:
 
 def test_idempotency_keys_are_stable_and_distinct() -> None:
     assert idempotency_key("+1", 3, 0) == idempotency_key("+1", 3, 0)
-    keys = {idempotency_key(c, v, p) for c in ("+1", "+2") for v in range(5) for p in range(3)}
+    keys = {
+        idempotency_key(c, v, p)
+        for c in ("+1", "+2")
+        for v in range(5)
+        for p in range(3)
+    }
     assert len(keys) == 30
     assert all(len(k) == 32 for k in keys)
 

@@ -36,17 +36,21 @@ def test_seed_conversation(locale: str) -> None:
     assert request.kind is MessageKind.OPT_IN_REQUEST
     assert request.text.startswith(greeting + "\n")
     assert "Hearsay" in request.text
-    assert yes_word in request.text and "STOP" in request.text
+    assert yes_word in request.text
+    assert "STOP" in request.text
     assert request.locale == locale
 
     d = flow.reply(unclear, 3)
-    assert d.reply is not None and d.reply.intent is Intent.UNRECOGNIZED
+    assert d.reply is not None
+    assert d.reply.intent is Intent.UNRECOGNIZED
     assert [m.kind for m in d.outgoing] == [MessageKind.REMINDER]
-    assert yes_word in d.outgoing[0].text and "STOP" in d.outgoing[0].text
+    assert yes_word in d.outgoing[0].text
+    assert "STOP" in d.outgoing[0].text
     assert flow.consent.state is ConsentState.PENDING
 
     d = flow.reply(yes, 5)
-    assert d.reply is not None and d.reply.intent is Intent.CONSENT
+    assert d.reply is not None
+    assert d.reply.intent is Intent.CONSENT
     assert flow.consent.state is ConsentState.OPTED_IN
     assert [m.kind for m in d.outgoing] == [MessageKind.OPT_IN_CONFIRMATION]
 
@@ -64,11 +68,18 @@ def test_seed_conversation(locale: str) -> None:
 
     consent = flow.consent
     # The proof: who, when, the exact wording, the raw replies, how they matched.
-    assert [e.trigger for e in consent.history] == ["request", "remind", "consent", "text", "stop"]
+    assert [e.trigger for e in consent.history] == [
+        "request",
+        "remind",
+        "consent",
+        "text",
+        "stop",
+    ]
     assert consent.history[0].sent[0].text == request.text
     assert consent.history[0].actor == "martha"
     assert consent.history[2].reply is not None
     assert consent.history[2].reply.text == yes
-    assert consent.opted_in_at == at(5) and consent.stopped_at == at(30)
+    assert consent.opted_in_at == at(5)
+    assert consent.stopped_at == at(30)
     restored = Consent.from_dict(json.loads(json.dumps(consent.to_dict())))
     assert restored == consent == replay(consent.contact, consent.history)

@@ -63,6 +63,10 @@ class MatchRule(enum.Enum):
     FIRST_WORD = "first_word"
     #: A short message contains a stop keyword ("please stop").
     SHORT_MESSAGE = "short_message"
+    #: A later sentence starts with a stop keyword ("Who is this? Stop texting me").
+    SENTENCE_START = "sentence_start"
+    #: Consent accepted only because the policy is lenient ("Yes please").
+    LENIENT = "lenient"
     #: The message is a phone reaction quoting another message.
     REACTION = "reaction"
     #: The message matched no rule.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import ClassVar
 
 __all__ = [
     "ContactStopped",
@@ -42,14 +43,14 @@ class SendBlocked(OptinError, ValueError):
     .. versionadded:: 0.1.0
     """
 
-    _ADVICE = {
+    _ADVICE: ClassVar[dict[str, str]] = {
         "opt_in_required": "send the opt-in request first (request_opt_in) "
         "and wait for the contact's YES",
         "awaiting_reply": "the opt-in request is awaiting the contact's YES; "
         "wait for it or resend the request when the policy allows",
         "stopped": "the contact replied STOP; only the contact can restart "
         "messaging (by texting START)",
-        "too_long": "shorten the text to the policy's max_message_length",
+        "too_long": "shorten the text to the policy's max_text_length",
     }
 
     def __init__(self, reason: str, *, contact: str = "") -> None:

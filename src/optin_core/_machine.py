@@ -92,7 +92,7 @@ class ConsentMachine(StateMachine):
     stopped = State("Stopped", value=ConsentState.STOPPED.value)
 
     request = new.to(pending) | disclosed.to(pending)
-    resend = pending.to.itself(internal=True)
+    resend = pending.to(pending, internal=True)
     disclose = new.to(disclosed) | pending.to(disclosed)
     consent = pending.to(opted_in)
     upgrade = disclosed.to(opted_in)
@@ -109,29 +109,29 @@ class ConsentMachine(StateMachine):
         | pending.to(stopped)
         | opted_in.to(stopped)
         | disclosed.to(stopped)
-        | stopped.to.itself(internal=True)
+        | stopped.to(stopped, internal=True)
     )
     attest = (
         new.to(opted_in)
         | pending.to(opted_in)
         | disclosed.to(opted_in)
-        | opted_in.to.itself(internal=True)
+        | opted_in.to(opted_in, internal=True)
     )
-    remind = pending.to.itself(internal=True)
+    remind = pending.to(pending, internal=True)
     help = (
-        new.to.itself(internal=True)
-        | pending.to.itself(internal=True)
-        | opted_in.to.itself(internal=True)
-        | disclosed.to.itself(internal=True)
-        | stopped.to.itself(internal=True)
+        new.to(new, internal=True)
+        | pending.to(pending, internal=True)
+        | opted_in.to(opted_in, internal=True)
+        | disclosed.to(disclosed, internal=True)
+        | stopped.to(stopped, internal=True)
     )
-    text = opted_in.to.itself(internal=True) | disclosed.to.itself(internal=True)
+    text = opted_in.to(opted_in, internal=True) | disclosed.to(disclosed, internal=True)
     pause = (
-        new.to.itself(internal=True)
-        | pending.to.itself(internal=True)
-        | opted_in.to.itself(internal=True)
-        | disclosed.to.itself(internal=True)
-        | stopped.to.itself(internal=True)
+        new.to(new, internal=True)
+        | pending.to(pending, internal=True)
+        | opted_in.to(opted_in, internal=True)
+        | disclosed.to(disclosed, internal=True)
+        | stopped.to(stopped, internal=True)
     )
 
 
@@ -170,7 +170,9 @@ def _compile(
             for event in transition.events:
                 key = (source, Trigger(str(event)))
                 if table.get(key, target) is not target:
-                    raise RuntimeError(f"{key} has two targets; guards belong in decide")
+                    raise RuntimeError(
+                        f"{key} has two targets; guards belong in decide"
+                    )
                 table[key] = target
     missing = set(Trigger) - {t for _, t in table}
     if missing or set(EFFECTS) != set(Trigger):

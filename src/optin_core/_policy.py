@@ -29,7 +29,7 @@ from ._keywords import (
     default_keyword_index,
     lint_keywords,
 )
-from ._locale import require_locale
+from ._locale import available_locales, require_locale
 from ._parser import ParsedReply
 
 __all__ = ["Mode", "Policy"]
@@ -68,9 +68,7 @@ def _freeze_keywords(
         try:
             key = intent if isinstance(intent, Intent) else Intent(intent)
         except ValueError:
-            raise PolicyError(
-                "extra_keywords", f"unknown intent {intent!r}"
-            ) from None
+            raise PolicyError("extra_keywords", f"unknown intent {intent!r}") from None
         if key in (Intent.REACTION, Intent.UNRECOGNIZED):
             raise PolicyError("extra_keywords", f"{key.value} takes no keywords")
         if not isinstance(per_locale, Mapping):
@@ -181,6 +179,9 @@ class Policy:
     policy_id: str = "default"
     policy_version: str = "1"
     keywords: KeywordIndex = attrs.field(init=False, eq=False, hash=False, repr=False)
+    _rendered: Mapping[tuple[MessageKind, str | None], tuple[str, str]] = attrs.field(
+        init=False, eq=False, hash=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         self._validate()
@@ -234,25 +235,32 @@ class Policy:
         if not self.program_name:
             object.__setattr__(self, "program_name", self.org_name)
         for name in ("org_name", "program_name"):
-            if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in getattr(self, name)):
+            if any(
+                unicodedata.category(ch) in ("Cc", "Cf") for ch in getattr(self, name)
+            ):
                 raise PolicyError(name, "must not contain control characters")
         for locale in self.templates:
             try:
                 require_locale(locale)
             except UnknownLocale as e:
                 raise PolicyError("templates", str(e)) from None
-        # Render every message once, so a broken override fails here and not
-        # when the first contact answers.
+        # Render every message for every locale once: a broken override fails
+        # here rather than when the first contact answers, and the hot path
+        # looks its wording up instead of rendering it.
+        rendered: dict[tuple[MessageKind, str | None], tuple[str, str]] = {}
         for kind in MessageKind:
-            if kind is not MessageKind.TEXT:
-                render_message(
+            if kind is MessageKind.TEXT:
+                continue
+            for loc in (None, *available_locales()):
+                rendered[kind, loc] = render_message(
                     kind,
-                    self.default_locale,
+                    loc,
                     default_locale=self.default_locale,
                     org_name=self.org_name,
                     program_name=self.program_name,
                     overrides=self.templates,
                 )
+        object.__setattr__(self, "_rendered", MappingProxyType(rendered))
 
     # -- hooks: override in a subclass to plug in an organisation's rules --
 
@@ -283,6 +291,9 @@ class Policy:
 
         Defaults to the policy's template overrides, then the catalogs.
         """
+        found = self._rendered.get((kind, locale))
+        if found is not None:
+            return found
         return render_message(
             kind,
             locale,

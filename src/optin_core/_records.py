@@ -446,7 +446,8 @@ class Decision:
 
 def _check_chain(history: tuple[AuditEvent, ...]) -> None:
     """Each event must follow from the one before it through the machine."""
-    from ._machine import check_event  # the machine imports this module
+    # Imported here because the machine imports this module.
+    from ._machine import check_event  # noqa: PLC0415
 
     state = ConsentState.NEW
     for version, event in enumerate(history):
