@@ -10,7 +10,7 @@ thin shell that applies its decisions through the host's ``send`` and
 from __future__ import annotations
 
 from ._catalog import render_message
-from ._core import decide, may_text, sendable
+from ._core import cancelled_by_stop, decide, may_text, sendable
 from ._enums import ConsentState, Intent, MatchRule, MessageKind
 from ._errors import (
     ContactStopped,
@@ -29,6 +29,7 @@ from ._keywords import KeywordCollision, KeywordIndex, build_keyword_index
 from ._locale import available_locales, locale_chain, require_locale
 from ._machine import ConsentMachine, Trigger, mermaid, replay
 from ._parser import ParsedReply, normalize, parse_reply
+from ._phone import normalize_phone
 from ._policy import Mode, Policy
 from ._records import (
     SCHEMA_VERSION,
@@ -43,16 +44,21 @@ from ._records import (
     Revoke,
     SendText,
 )
+from ._service import AsyncConsentService, ConsentService, SendErrorHandler
 from ._sms import SmsInfo, sms_info
+from ._stores import AsyncStore, MemoryStore, MessageStatus, SQLiteStore, Store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AsyncConsentService",
+    "AsyncStore",
     "Attest",
     "AuditEvent",
     "Consent",
     "ConsentMachine",
+    "ConsentService",
     "ConsentState",
     "ContactStopped",
     "Decision",
@@ -64,7 +70,9 @@ __all__ = [
     "KeywordCollision",
     "KeywordIndex",
     "MatchRule",
+    "MemoryStore",
     "MessageKind",
+    "MessageStatus",
     "MethodNotAccepted",
     "Mode",
     "OptinError",
@@ -76,20 +84,25 @@ __all__ = [
     "RequestOptIn",
     "ResendNotAllowed",
     "Revoke",
+    "SQLiteStore",
     "SendBlocked",
+    "SendErrorHandler",
     "SendText",
     "SmsInfo",
     "StaleVersion",
+    "Store",
     "Trigger",
     "UnknownLocale",
     "__version__",
     "available_locales",
     "build_keyword_index",
+    "cancelled_by_stop",
     "decide",
     "locale_chain",
     "may_text",
     "mermaid",
     "normalize",
+    "normalize_phone",
     "parse_reply",
     "render_message",
     "replay",

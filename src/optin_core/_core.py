@@ -20,7 +20,7 @@ from ._errors import (
     SendBlocked,
 )
 from ._locale import require_locale
-from ._machine import EFFECTS, Trigger, fire
+from ._machine import EFFECTS, SENDABLE_WHEN_STOPPED, Trigger, fire
 from ._parser import ParsedReply, parse_reply
 from ._policy import Mode, Policy
 from ._records import (
@@ -36,7 +36,7 @@ from ._records import (
     SendText,
 )
 
-__all__ = ["decide", "may_text", "sendable"]
+__all__ = ["cancelled_by_stop", "decide", "may_text", "sendable"]
 
 _NEW = ConsentState.NEW
 _PENDING = ConsentState.PENDING
@@ -116,6 +116,25 @@ def sendable(consents: Iterable[Consent], policy: Policy) -> Iterable[Consent]:
         if may_text(Consent(contact="-", state=state), policy)
     }
     return (c for c in consents if c.state in allowed)
+
+
+_CANCELLED_BY_STOP = frozenset(MessageKind) - SENDABLE_WHEN_STOPPED
+
+
+def cancelled_by_stop(decision: Decision) -> frozenset[MessageKind]:
+    """The kinds of still-unsent messages that ``decision`` makes undeliverable.
+
+    When the decision stops the contact, every message queued before the stop
+    and not yet sent is cancelled, except stop confirmations and HELP answers:
+    a text composed before a STOP must never reach the contact after it.
+    Stores apply it in the same write as the record (``cancel_pending``).
+
+    .. versionadded:: 0.1.0
+    """
+    for event in decision.events:
+        if event.to_state is _STOPPED and event.from_state is not _STOPPED:
+            return _CANCELLED_BY_STOP
+    return frozenset()
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ._records import RECENT_IDS, AuditEvent, Consent, Outgoing, idempotency_key
 
 __all__ = [
     "EFFECTS",
+    "SENDABLE_WHEN_STOPPED",
     "TRANSITIONS",
     "ConsentMachine",
     "Trigger",
@@ -182,6 +183,14 @@ def _compile(
 
 #: ``(state, trigger) -> state``, compiled once from :class:`ConsentMachine`.
 TRANSITIONS = _compile(ConsentMachine)
+
+#: The only kinds of message a stopped contact may receive, read off the
+#: declaration: the one stop confirmation and answers to HELP.
+SENDABLE_WHEN_STOPPED: frozenset[MessageKind] = frozenset(
+    kind
+    for (_, trigger), target in TRANSITIONS.items()
+    if target is ConsentState.STOPPED and (kind := EFFECTS[trigger]) is not None
+)
 
 
 def fire(

@@ -1,0 +1,591 @@
+"""The shell: apply the core's decisions through the host's ``send`` and store.
+
+:class:`ConsentService` (blocking) and :class:`AsyncConsentService` (asyncio)
+share one implementation: the steps of every operation are written once, as
+generators that *yield* the I/O they need (a store call, a ``send``) and
+receive its result. Each service is only a driver that performs those
+requests, directly or with ``await``. No business rule lives here: every
+decision is :func:`optin_core.decide`'s.
+
+An operation is: load the record (or a new one), decide, and if the record
+changed save it by compare-and-set, retrying on
+:class:`~optin_core.StaleVersion` with a fresh load; then deliver the
+contact's pending messages, in order, each claimed under a lease, sent, then
+marked sent. See ``docs/service.md`` for the guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeAlias, TypeVar
+
+import attrs
+
+from ._core import cancelled_by_stop, decide, may_text
+from ._errors import InvalidInput, RecordError, StaleVersion
+from ._policy import Policy
+from ._records import (
+    Attest,
+    Consent,
+    Decision,
+    Inbound,
+    Input,
+    Outgoing,
+    RequestOptIn,
+    Revoke,
+    SendText,
+)
+from ._stores import AsyncStore, Store
+
+__all__ = [
+    "AsyncConsentService",
+    "ConsentService",
+    "SendErrorHandler",
+]
+
+_log = logging.getLogger("optin_core")
+
+_T = TypeVar("_T")
+
+#: Called with the message and the exception when ``send`` raises.
+SendErrorHandler: TypeAlias = Callable[[Outgoing, Exception], None]
+
+# ---------------------------------------------------------------------------
+# The requests an operation yields to its driver.
+
+
+@attrs.frozen(slots=True)
+class _StoreCall:
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(slots=True)
+class _SendCall:
+    message: Outgoing
+
+
+_Request: TypeAlias = _StoreCall | _SendCall
+_Steps: TypeAlias = Generator[_Request, Any, _T]
+#: What the last request gave back: its result, or the exception it raised.
+_Outcome: TypeAlias = tuple[Any, Exception | None]
+
+
+@attrs.frozen(slots=True)
+class _Done(Generic[_T]):
+    value: _T
+
+
+def _advance(steps: _Steps[_T], outcome: _Outcome) -> _Request | _Done[_T]:
+    """Resume ``steps`` with ``outcome``: its next request, or its result."""
+    value, error = outcome
+    try:
+        return steps.send(value) if error is None else steps.throw(error)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_send_error(message: Outgoing, error: Exception) -> None:
+    _log.warning(
+        "send failed for %s message %s (%s: %s); it stays pending and "
+        "flush() will retry it",
+        message.kind.value,
+        message.key,
+        type(error).__name__,
+        error,
+    )
+
+
+class _Shell:
+    """What both services share: validation, and every operation's steps."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: Any,
+        send: Callable[[Outgoing], Any],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        max_retries: int = 8,
+        lease: timedelta = timedelta(minutes=2),
+        on_send_error: SendErrorHandler | None = None,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+        for name in ("get", "put", "pending", "claim", "release", "mark_sent"):
+            if not callable(getattr(store, name, None)):
+                raise TypeError(
+                    f"store has no {name}() method; see optin_core.Store for the "
+                    "protocol a store implements"
+                )
+        if not callable(send):
+            raise TypeError("send must be callable: send(message: Outgoing)")
+        if clock is not None and not callable(clock):
+            raise TypeError("clock must be a callable returning an aware datetime")
+        if (
+            not isinstance(max_retries, int)
+            or isinstance(max_retries, bool)
+            or max_retries < 1
+        ):
+            raise ValueError(f"max_retries must be an int >= 1, got {max_retries!r}")
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
+        if on_send_error is not None and not callable(on_send_error):
+            raise TypeError("on_send_error must be callable(message, error)")
+        self.policy = policy
+        self.store = store
+        self._send = send
+        self._clock = _utc_now if clock is None else clock
+        self.max_retries = max_retries
+        self.lease = lease
+        self._on_send_error = (
+            _default_send_error if on_send_error is None else on_send_error
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(policy={self.policy.policy_id!r}, "
+            f"store={self.store!r})"
+        )
+
+    # -- boundary checks --
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if not isinstance(now, datetime):
+            raise TypeError(f"clock() must return a datetime, got {type(now).__name__}")
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise InvalidInput(
+                "clock() returned a naive datetime; return an aware one, e.g. "
+                "datetime.now(timezone.utc)"
+            )
+        return now
+
+    def _at(self, at: datetime | None) -> datetime:
+        return self._now() if at is None else at
+
+    @staticmethod
+    def _contact(contact: str) -> str:
+        Consent.new(contact)  # TypeError / InvalidInput for a bad id
+        return contact
+
+    # -- operations: each returns the steps for a driver to run --
+
+    def _request_opt_in(
+        self,
+        contact: str,
+        locale: str | None,
+        greeting: str | None,
+        by: str | None,
+        at: datetime | None,
+    ) -> _Steps[Decision]:
+        contact = self._contact(contact)
+        request = RequestOptIn(at=self._at(at), greeting=greeting, by=by, locale=locale)
+        return self._apply(contact, request)
+
+    def _receive(
+        self, contact: str, text: str, message_id: str, at: datetime | None
+    ) -> _Steps[Decision]:
+        contact = self._contact(contact)
+        return self._apply(
+            contact, Inbound(text=text, at=self._at(at), message_id=message_id)
+        )
+
+    def _send_text(
+        self, contact: str, body: str, by: str | None, at: datetime | None
+    ) -> _Steps[Decision]:
+        contact = self._contact(contact)
+        return self._apply(contact, SendText(body=body, at=self._at(at), by=by))
+
+    def _attest(
+        self, contact: str, method: str, evidence: str, by: str, at: datetime | None
+    ) -> _Steps[Decision]:
+        contact = self._contact(contact)
+        attest = Attest(method=method, at=self._at(at), by=by, evidence=evidence)
+        return self._apply(contact, attest)
+
+    def _revoke(
+        self, contact: str, by: str, reason: str, at: datetime | None
+    ) -> _Steps[Decision]:
+        contact = self._contact(contact)
+        return self._apply(contact, Revoke(at=self._at(at), by=by, reason=reason))
+
+    def _can_send(self, contact: str, at: datetime | None) -> _Steps[bool]:
+        contact = self._contact(contact)
+        if at is not None:
+            # Checked like an input's ``at``; the answer does not depend on
+            # time today (the argument keeps the signature stable).
+            if not isinstance(at, datetime):
+                raise TypeError(f"at must be a datetime, got {type(at).__name__}")
+            if at.tzinfo is None or at.utcoffset() is None:
+                raise InvalidInput("at is a naive datetime; pass an aware one")
+        return self._allowed(contact)
+
+    def _allowed(self, contact: str) -> _Steps[bool]:
+        consent = yield from self._load(contact)
+        return may_text(consent, self.policy)
+
+    def _get(self, contact: str) -> _Steps[Consent]:
+        return self._load(self._contact(contact))
+
+    def _flush(self, limit: int | None) -> _Steps[int]:
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
+            raise ValueError(f"limit must be None or an int >= 1, got {limit!r}")
+        return self._flush_steps(limit)
+
+    # -- the steps --
+
+    def _load(self, contact: str) -> _Steps[Consent]:
+        record = yield _StoreCall("get", (contact,))
+        if record is None:
+            return Consent.new(contact)
+        if not isinstance(record, Consent):
+            raise RecordError(
+                "record",
+                f"the store returned a {type(record).__name__}, not a Consent",
+                contact=contact,
+            )
+        if record.contact != contact:
+            raise RecordError(
+                "contact",
+                f"the store returned the record of {record.contact!r}",
+                contact=contact,
+            )
+        return record
+
+    def _apply(self, contact: str, input: Input) -> _Steps[Decision]:
+        conflict: StaleVersion | None = None
+        for _ in range(self.max_retries):
+            loaded = yield from self._load(contact)
+            decision = decide(loaded, input, self.policy)
+            if not decision.changed:
+                return decision
+            try:
+                yield _StoreCall(
+                    "put",
+                    (decision.consent,),
+                    {
+                        "expected_version": loaded.version,
+                        "cancel_pending": cancelled_by_stop(decision),
+                    },
+                )
+            except StaleVersion as e:
+                conflict = e
+                continue
+            yield from self._drain(contact)
+            return decision
+        assert conflict is not None
+        raise conflict
+
+    def _drain(self, contact: str) -> _Steps[int]:
+        """Deliver ``contact``'s pending messages in order; the number sent.
+
+        Stops at the first failed send (the later messages wait behind it),
+        and when the head of the queue is being sent by someone else (who
+        drains the rest when done).
+        """
+        sent = 0
+        while True:
+            messages: list[Outgoing] = yield _StoreCall(
+                "pending", (), {"contact": contact}
+            )
+            progressed = False
+            for message in messages:
+                outcome = yield from self._deliver(message)
+                if outcome is None:
+                    return sent
+                if outcome:
+                    sent += 1
+                    progressed = True
+            if not progressed:
+                return sent
+
+    def _deliver(self, message: Outgoing) -> _Steps[bool | None]:
+        """Claim, send and mark one message.
+
+        True when sent, False when not claimed (sent, cancelled or in the
+        hands of another sender), None when ``send`` failed.
+        """
+        now = self._now()
+        claimed = yield _StoreCall(
+            "claim", (message.key,), {"until": now + self.lease, "now": now}
+        )
+        if not claimed:
+            return False
+        try:
+            yield _SendCall(message)
+        except Exception as error:
+            yield _StoreCall("release", (message.key,))
+            self._on_send_error(message, error)
+            return None
+        yield _StoreCall("mark_sent", (message.key,))
+        return True
+
+    def _flush_steps(self, limit: int | None) -> _Steps[int]:
+        messages: list[Outgoing] = yield _StoreCall("pending", (), {"limit": limit})
+        sent = 0
+        for contact in dict.fromkeys(m.contact for m in messages):
+            sent += yield from self._drain(contact)
+        return sent
+
+
+class ConsentService(_Shell):
+    """The thin shell: decide, save by compare-and-set, then send.
+
+    ``store`` implements :class:`~optin_core.Store` (``MemoryStore``,
+    ``SQLiteStore`` or the host's own); ``send(message)`` hands one
+    :class:`~optin_core.Outgoing` to the SMS provider and raises on failure
+    (pass ``message.key`` as the provider's idempotency key). ``clock()``
+    returns an aware datetime, UTC now by default.
+
+    Every method returns once the decision is saved: a ``send`` that raises
+    does not make the call fail. The message stays pending, the error goes to
+    ``on_send_error(message, error)`` (default: a warning on the
+    ``optin_core`` logger; a handler that raises propagates), and
+    :meth:`flush` delivers it later. Errors before the save (a bad input, a
+    refused action, a store failure, ``max_retries`` conflicts) raise and
+    leave the store unchanged.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: Store,
+        send: Callable[[Outgoing], None],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        max_retries: int = 8,
+        lease: timedelta = timedelta(minutes=2),
+        on_send_error: SendErrorHandler | None = None,
+    ) -> None:
+        super().__init__(
+            policy,
+            store,
+            send,
+            clock=clock,
+            max_retries=max_retries,
+            lease=lease,
+            on_send_error=on_send_error,
+        )
+
+    def _call(self, request: _Request) -> Any:
+        if isinstance(request, _SendCall):
+            return self._send(request.message)
+        method = getattr(self.store, request.method)
+        return method(*request.args, **request.kwargs)
+
+    def _run(self, steps: _Steps[_T]) -> _T:
+        outcome: _Outcome = (None, None)
+        while not isinstance(request := _advance(steps, outcome), _Done):
+            try:
+                outcome = (self._call(request), None)
+            except Exception as e:
+                outcome = (None, e)
+        return request.value
+
+    def request_opt_in(
+        self,
+        contact: str,
+        *,
+        locale: str | None = None,
+        greeting: str | None = None,
+        by: str | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        """Send (or resend) the opt-in request, or the disclaimer.
+
+        Raises :class:`ResendNotAllowed`, :class:`ContactStopped`,
+        :class:`InvalidGreeting`, :class:`UnknownLocale` (an explicit
+        ``locale`` the library cannot serve).
+        """
+        return self._run(self._request_opt_in(contact, locale, greeting, by, at))
+
+    def receive(
+        self, contact: str, text: str, *, message_id: str, at: datetime | None = None
+    ) -> Decision:
+        """Apply an inbound SMS; ``message_id`` is the provider's id.
+
+        A redelivered webhook (same ``message_id``) changes nothing and sends
+        nothing, even when both deliveries race. A contact's text never
+        raises; a non-str ``text`` is a ``TypeError``.
+        """
+        return self._run(self._receive(contact, text, message_id, at))
+
+    def send_text(
+        self,
+        contact: str,
+        body: str,
+        *,
+        by: str | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        """Send the agent's own words, if the contact's stored state allows it.
+
+        Decided against the record as stored now: a text composed before a
+        STOP is refused with :class:`SendBlocked` after it.
+        """
+        return self._run(self._send_text(contact, body, by, at))
+
+    def attest(
+        self,
+        contact: str,
+        *,
+        method: str,
+        evidence: str,
+        by: str,
+        at: datetime | None = None,
+    ) -> Decision:
+        """Record consent gathered outside SMS (:class:`MethodNotAccepted`,
+        :class:`ContactStopped` when refused)."""
+        return self._run(self._attest(contact, method, evidence, by, at))
+
+    def revoke(
+        self, contact: str, *, by: str, reason: str, at: datetime | None = None
+    ) -> Decision:
+        """Record an opt-out received by another channel."""
+        return self._run(self._revoke(contact, by, reason, at))
+
+    def can_send(self, contact: str, *, at: datetime | None = None) -> bool:
+        """Whether :meth:`send_text` would be accepted now (``may_text``)."""
+        return self._run(self._can_send(contact, at))
+
+    def get(self, contact: str) -> Consent:
+        """The stored record, or a new one (``NEW``) for an unknown contact."""
+        return self._run(self._get(contact))
+
+    def flush(self, *, limit: int | None = None) -> int:
+        """Deliver pending messages; returns how many were sent.
+
+        Retries messages whose ``send`` failed and those whose sender crashed
+        (once their lease expires), contact by contact, in order. Run it
+        periodically (every few seconds) and at start-up. ``limit`` bounds how
+        many pending messages are listed (their contacts' queues are drained).
+        """
+        return self._run(self._flush(limit))
+
+
+class AsyncConsentService(_Shell):
+    """:class:`ConsentService` for asyncio: the same methods, as coroutines.
+
+    ``send`` may be a coroutine function (awaited) or a plain function.
+    ``store`` is an :class:`~optin_core.AsyncStore` (its coroutine methods are
+    awaited) or a blocking :class:`~optin_core.Store`, whose calls then run in
+    a worker thread (``asyncio.to_thread``), so ``SQLiteStore`` works as is.
+    Semantics are exactly those of :class:`ConsentService`.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: Store | AsyncStore,
+        send: Callable[[Outgoing], Awaitable[None] | None],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        max_retries: int = 8,
+        lease: timedelta = timedelta(minutes=2),
+        on_send_error: SendErrorHandler | None = None,
+    ) -> None:
+        super().__init__(
+            policy,
+            store,
+            send,
+            clock=clock,
+            max_retries=max_retries,
+            lease=lease,
+            on_send_error=on_send_error,
+        )
+        self._async_store = inspect.iscoroutinefunction(store.get)
+
+    async def _call(self, request: _Request) -> Any:
+        if isinstance(request, _SendCall):
+            result = self._send(request.message)
+            if inspect.isawaitable(result):
+                await result
+            return None
+        method = getattr(self.store, request.method)
+        if self._async_store:
+            return await method(*request.args, **request.kwargs)
+        return await asyncio.to_thread(method, *request.args, **request.kwargs)
+
+    async def _run(self, steps: _Steps[_T]) -> _T:
+        outcome: _Outcome = (None, None)
+        while not isinstance(request := _advance(steps, outcome), _Done):
+            try:
+                outcome = (await self._call(request), None)
+            except Exception as e:
+                outcome = (None, e)
+        return request.value
+
+    async def request_opt_in(
+        self,
+        contact: str,
+        *,
+        locale: str | None = None,
+        greeting: str | None = None,
+        by: str | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        """See :meth:`ConsentService.request_opt_in`."""
+        return await self._run(self._request_opt_in(contact, locale, greeting, by, at))
+
+    async def receive(
+        self, contact: str, text: str, *, message_id: str, at: datetime | None = None
+    ) -> Decision:
+        """See :meth:`ConsentService.receive`."""
+        return await self._run(self._receive(contact, text, message_id, at))
+
+    async def send_text(
+        self,
+        contact: str,
+        body: str,
+        *,
+        by: str | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        """See :meth:`ConsentService.send_text`."""
+        return await self._run(self._send_text(contact, body, by, at))
+
+    async def attest(
+        self,
+        contact: str,
+        *,
+        method: str,
+        evidence: str,
+        by: str,
+        at: datetime | None = None,
+    ) -> Decision:
+        """See :meth:`ConsentService.attest`."""
+        return await self._run(self._attest(contact, method, evidence, by, at))
+
+    async def revoke(
+        self, contact: str, *, by: str, reason: str, at: datetime | None = None
+    ) -> Decision:
+        """See :meth:`ConsentService.revoke`."""
+        return await self._run(self._revoke(contact, by, reason, at))
+
+    async def can_send(self, contact: str, *, at: datetime | None = None) -> bool:
+        """See :meth:`ConsentService.can_send`."""
+        return await self._run(self._can_send(contact, at))
+
+    async def get(self, contact: str) -> Consent:
+        """See :meth:`ConsentService.get`."""
+        return await self._run(self._get(contact))
+
+    async def flush(self, *, limit: int | None = None) -> int:
+        """See :meth:`ConsentService.flush`."""
+        return await self._run(self._flush(limit))

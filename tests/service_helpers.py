@@ -1,0 +1,283 @@
+"""Shared helpers of the service and store tests (not a test module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from optin_core import (
+    Consent,
+    ConsentState,
+    ContactStopped,
+    MessageKind,
+    Outgoing,
+    Policy,
+    ResendNotAllowed,
+    SendBlocked,
+    StaleVersion,
+)
+from optin_core._service import ConsentService
+from optin_core._stores import MemoryStore, SQLiteStore
+
+T0 = datetime(2025, 4, 11, 9, 0, tzinfo=UTC)
+
+#: Kinds a later stop makes undeliverable (the service's rule, restated).
+CANCELLED_BY_STOP = frozenset(MessageKind) - {
+    MessageKind.STOP_CONFIRMATION,
+    MessageKind.HELP,
+}
+
+STORE_KINDS = ("memory", "sqlite")
+
+
+def make_store(kind: str, tmp_path: Path) -> MemoryStore | SQLiteStore:
+    if kind == "memory":
+        return MemoryStore()
+    return SQLiteStore(tmp_path / "consent.db", synchronous="NORMAL")
+
+
+class Clock:
+    """A settable aware clock."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self.now += timedelta(**delta)
+            return self.now
+
+
+class Sender:
+    """A ``send`` that records messages and fails when told to."""
+
+    def __init__(self, fail: Callable[[Outgoing], bool] | None = None) -> None:
+        self.sent: list[Outgoing] = []
+        self.attempts: list[Outgoing] = []
+        self.fail = fail
+        self._lock = threading.Lock()
+
+    def __call__(self, message: Outgoing) -> None:
+        with self._lock:
+            self.attempts.append(message)
+            if self.fail is not None and self.fail(message):
+                raise ConnectionError(f"provider down for {message.key}")
+            self.sent.append(message)
+
+    def fail_first(self, n: int = 1) -> None:
+        count = iter(range(n))
+        self.fail = lambda _m: next(count, None) is not None
+
+    def kinds(self, contact: str | None = None) -> list[MessageKind]:
+        return [m.kind for m in self.sent if contact is None or m.contact == contact]
+
+    def keys(self) -> list[str]:
+        return [m.key for m in self.sent]
+
+
+class Interceptor:
+    """Wraps a store; runs ``before_put`` once, just before the next put."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.before_put: Callable[[], None] | None = None
+        self.puts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put(
+        self,
+        consent: Consent,
+        *,
+        expected_version: int,
+        cancel_pending: Collection[MessageKind] = (),
+    ) -> None:
+        self.puts += 1
+        hook, self.before_put = self.before_put, None
+        if hook is not None:
+            hook()
+        self.inner.put(
+            consent, expected_version=expected_version, cancel_pending=cancel_pending
+        )
+
+
+class AsyncStoreAdapter:
+    """An :class:`AsyncStore` over a blocking store (for the async tests)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def get(self, contact: str) -> Consent | None:
+        result: Consent | None = self.inner.get(contact)
+        return result
+
+    async def put(
+        self,
+        consent: Consent,
+        *,
+        expected_version: int,
+        cancel_pending: Collection[MessageKind] = (),
+    ) -> None:
+        self.inner.put(
+            consent, expected_version=expected_version, cancel_pending=cancel_pending
+        )
+
+    async def pending(
+        self, *, contact: str | None = None, limit: int | None = None
+    ) -> list[Outgoing]:
+        result: list[Outgoing] = self.inner.pending(contact=contact, limit=limit)
+        return result
+
+    async def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
+        result: bool = self.inner.claim(key, until=until, now=now)
+        return result
+
+    async def release(self, key: str) -> None:
+        self.inner.release(key)
+
+    async def mark_sent(self, key: str) -> None:
+        self.inner.mark_sent(key)
+
+
+class ConflictCounter(Interceptor):
+    """Counts the write conflicts a store reports."""
+
+    conflicts = 0
+
+    def put(self, consent: Consent, **kw: Any) -> None:
+        try:
+            self.inner.put(consent, **kw)
+        except StaleVersion:
+            self.conflicts += 1
+            raise
+
+
+def snapshot(store: Any, contacts: Collection[str]) -> tuple[Any, ...]:
+    """Everything observable in a store about ``contacts``."""
+    records = []
+    for contact in contacts:
+        record = store.get(contact)
+        records.append(None if record is None else record.to_dict())
+    return tuple(records), tuple(m.key for m in store.pending())
+
+
+def stop_versions(consent: Consent) -> list[int]:
+    """Versions of the events that stopped the contact."""
+    return [
+        e.version
+        for e in consent.history
+        if e.to_state is ConsentState.STOPPED
+        and e.from_state is not ConsentState.STOPPED
+    ]
+
+
+def decided(consent: Consent) -> Iterator[tuple[int, int, Outgoing]]:
+    """``(version, position, message)`` for every message in the history."""
+    for event in consent.history:
+        for position, message in enumerate(event.sent):
+            yield event.version, position, message
+
+
+def cancellable(consent: Consent, version: int, kind: MessageKind) -> bool:
+    """Whether a message decided at ``version`` may be cancelled by a later stop."""
+    return kind in CANCELLED_BY_STOP and any(
+        v > version for v in stop_versions(consent)
+    )
+
+
+# ---------------------------------------------------------------------------
+# The multi-process workload
+
+
+MP_CHUNK = 10
+MP_REPLIES = ("STOP", "yes", "Yes!", "maybe later", "help", "start", "stop please")
+
+
+def mp_policy() -> Policy:
+    return Policy(
+        org_name="Acme",
+        resend_after=timedelta(0),
+        max_attempts=1000,
+        loop_max_auto_replies=1000,
+    )
+
+
+def mp_worker(  # noqa: PLR0917 (a multiprocessing target)
+    path: str,
+    log_dir: str,
+    worker: int,
+    contacts: int,
+    rounds: int,
+    seed: int,
+    sync: Any,
+) -> None:
+    """One process: random interleavings of requests, replies and texts.
+
+    The processes meet at ``sync`` (a barrier) before each chunk of
+    :data:`MP_CHUNK` contacts, then act on them in random order, so that they
+    collide on the same records all the time.
+    """
+    rng = random.Random(seed)
+    store = ConflictCounter(SQLiteStore(path, synchronous="NORMAL"))
+    log: list[tuple[int, int, str, str, str]] = []
+
+    def send(message: Outgoing) -> None:
+        if rng.random() < 0.1:
+            raise ConnectionError("flaky provider")
+        log.append(
+            (
+                time.monotonic_ns(),
+                worker,
+                message.key,
+                message.contact,
+                message.kind.value,
+            )
+        )
+
+    service = ConsentService(
+        mp_policy(), store, send, on_send_error=lambda _m, _e: None
+    )
+    for round_ in range(rounds):
+        for first in range(0, contacts, MP_CHUNK):
+            sync.wait(timeout=120)
+            chunk = range(first, min(first + MP_CHUNK, contacts))
+            for _ in range(len(chunk) * 3 // 2):
+                n = rng.choice(chunk)
+                contact = f"+1555{n:07d}"
+                op = rng.random()
+                try:
+                    if op < 0.2:
+                        service.request_opt_in(contact, by=f"agent{worker}")
+                    elif op < 0.6:
+                        text = rng.choice(MP_REPLIES)
+                        # Small id space per contact: duplicates and
+                        # concurrent redeliveries across processes.
+                        mid = f"SM{n}-{round_}-{rng.randint(0, 3)}"
+                        service.receive(contact, text, message_id=mid)
+                    elif op < 0.95:
+                        service.send_text(contact, f"hello from {worker}")
+                    else:
+                        service.flush(limit=20)
+                except (SendBlocked, ContactStopped, ResendNotAllowed):
+                    pass
+                except StaleVersion:  # pragma: no cover - bounded retries lost
+                    pass
+    store.inner.close()
+    with open(os.path.join(log_dir, f"conflicts-{worker}"), "w") as f:
+        f.write(str(store.conflicts))
+    with open(os.path.join(log_dir, f"send-{worker}.jsonl"), "w") as f:
+        for entry in log:
+            f.write(json.dumps(entry) + "\n")

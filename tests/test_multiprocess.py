@@ -1,0 +1,119 @@
+"""Several processes, one SQLite file: the store's guarantees under real races.
+
+Four processes drive the same 1,000 contacts, in the same order so that they
+collide, through random requests, replies (STOP, yes, unclear, HELP, START,
+duplicated and concurrently redelivered webhooks), texts and flushes, with a
+provider that fails 10 % of sends. Each process logs the messages its ``send``
+actually accepted, with a system-wide monotonic timestamp. Afterwards a final
+flush runs and the logs are checked against the stored histories.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from optin_core import MessageKind, Outgoing
+from optin_core._service import ConsentService
+from optin_core._stores import SQLiteStore
+
+from .service_helpers import cancellable, decided, mp_policy, mp_worker, stop_versions
+
+PROCESSES = 4
+CONTACTS = 1000
+ROUNDS = 2
+
+
+@pytest.mark.slow
+def test_processes_sharing_one_sqlite_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "consent.db")
+    SQLiteStore(path).close()  # create the schema once, up front
+    ctx = multiprocessing.get_context("spawn")
+    sync = ctx.Barrier(PROCESSES)
+    workers = [
+        ctx.Process(
+            target=mp_worker,
+            args=(path, str(tmp_path), w, CONTACTS, ROUNDS, 1000 + w, sync),
+        )
+        for w in range(PROCESSES)
+    ]
+    began = time.monotonic()
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=300)
+    assert [p.exitcode for p in workers] == [0] * PROCESSES
+    elapsed = time.monotonic() - began
+
+    # Deliver what the flaky provider left pending, logging like the workers.
+    log: list[tuple[int, int, str, str, str]] = []
+
+    def send(message: Outgoing) -> None:
+        log.append(
+            (time.monotonic_ns(), -1, message.key, message.contact, message.kind.value)
+        )
+
+    with SQLiteStore(path) as store:
+        service = ConsentService(mp_policy(), store, send)
+        service.flush()
+        assert service.flush() == 0
+        assert store.pending() == []
+        for w in range(PROCESSES):
+            with open(tmp_path / f"send-{w}.jsonl") as f:
+                log.extend(tuple(json.loads(line)) for line in f)  # type: ignore[misc]
+        log.sort()
+        sends = Counter(key for _t, _w, key, _c, _k in log)
+        assert max(sends.values()) == 1, "a message was sent twice"
+        by_contact: dict[str, list[str]] = defaultdict(list)
+        for _t, _w, key, contact, _kind in log:
+            by_contact[contact].append(key)
+
+        contacts = store.contacts()
+        assert len(contacts) > CONTACTS * 0.9  # some never got past NEW
+        totals: Counter[str] = Counter()
+        for contact in contacts:
+            record = store.get(contact)
+            assert record is not None
+            assert record.version == len(record.history)
+            expected: list[str] = []
+            stops = stop_versions(record)
+            confirmations = Counter()
+            for version, _pos, message in decided(record):
+                status = store.message_status(message.key)
+                totals[status or "missing"] += 1
+                if status == "cancelled":
+                    assert cancellable(record, version, message.kind)
+                    assert message.key not in sends
+                    continue
+                assert status == "sent"
+                assert sends[message.key] == 1
+                expected.append(message.key)
+                if message.kind is MessageKind.STOP_CONFIRMATION:
+                    confirmations[version] += 1
+                later = [v for v in stops if v > version]
+                if later and message.kind is MessageKind.TEXT:
+                    # A text goes after a stop only if it was already being
+                    # sent when the stop was recorded.
+                    claimed = store.claimed_version(message.key)
+                    assert claimed is not None
+                    assert claimed < min(later)
+            # One confirmation per stop at most, none for anything else.
+            assert all(n == 1 for n in confirmations.values())
+            assert set(confirmations) <= set(stops)
+            # Each contact received its messages exactly in decision order,
+            # so no text reached a contact after its stop confirmation.
+            assert by_contact[contact] == expected
+    conflicts = sum(
+        int((tmp_path / f"conflicts-{w}").read_text()) for w in range(PROCESSES)
+    )
+    print(
+        f"\n{PROCESSES} processes x {CONTACTS} contacts: {elapsed:.1f}s, "
+        f"{conflicts} write conflicts retried, outbox {dict(totals)}"
+    )
+    assert totals["sent"] > CONTACTS
+    assert totals["cancelled"] > 0  # the race the cancellation exists for happened

@@ -1,0 +1,732 @@
+"""ConsentService: idempotent, race-safe, crash-safe; against both stores."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import logging
+import sys
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import optin_core
+from optin_core import (
+    Consent,
+    ConsentState,
+    ContactStopped,
+    InvalidInput,
+    MessageKind,
+    MethodNotAccepted,
+    Mode,
+    Outgoing,
+    Policy,
+    RecordError,
+    ResendNotAllowed,
+    SendBlocked,
+    StaleVersion,
+    UnknownLocale,
+)
+from optin_core._phone import normalize_phone
+from optin_core._service import AsyncConsentService, ConsentService
+from optin_core._stores import MemoryStore, SQLiteStore
+
+from .service_helpers import (
+    STORE_KINDS,
+    T0,
+    AsyncStoreAdapter,
+    Clock,
+    Interceptor,
+    Sender,
+    make_store,
+    snapshot,
+)
+
+A = "+15550001"
+B = "+15550002"
+POLICY = Policy(org_name="Acme")
+
+
+class Env:
+    def __init__(self, store: Any, policy: Policy = POLICY) -> None:
+        self.store = store
+        self.clock = Clock()
+        self.sender = Sender()
+        self.errors: list[tuple[Outgoing, Exception]] = []
+        self.service = ConsentService(
+            policy,
+            store,
+            self.sender,
+            clock=self.clock,
+            on_send_error=lambda m, e: self.errors.append((m, e)),
+        )
+
+    def opt_in(self, contact: str = A) -> None:
+        self.service.request_opt_in(contact)
+        self.service.receive(contact, "Yes", message_id=f"yes-{contact}")
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    s = make_store(request.param, tmp_path)
+    yield s
+    if isinstance(s, SQLiteStore):
+        s.close()
+
+
+@pytest.fixture
+def env(store: Any) -> Env:
+    return Env(store)
+
+
+# ---------------------------------------------------------------------------
+# The happy path
+
+
+def test_opt_in_flow(env: Env) -> None:
+    svc = env.service
+    assert svc.get(A) == Consent.new(A)
+    assert not svc.can_send(A)
+    d = svc.request_opt_in(A, greeting="I'm Martha from Acme", by="martha")
+    assert d.consent.state is ConsentState.PENDING
+    assert env.sender.kinds() == [MessageKind.OPT_IN_REQUEST]
+    assert env.sender.sent[0].text.startswith("I'm Martha from Acme\n")
+    svc.receive(A, "Yes", message_id="SM1")
+    assert svc.can_send(A, at=T0)
+    d = svc.send_text(A, "Hello!", by="martha")
+    assert d.outgoing[0].text == "Hello!"
+    assert env.sender.kinds() == [
+        MessageKind.OPT_IN_REQUEST,
+        MessageKind.OPT_IN_CONFIRMATION,
+        MessageKind.TEXT,
+    ]
+    assert svc.get(A) == d.consent == env.store.get(A)
+    assert env.store.pending() == []
+    assert svc.flush() == 0
+    assert env.errors == []
+
+
+def test_default_clock_is_aware_utc_now(store: Any) -> None:
+    sender = Sender()
+    svc = ConsentService(POLICY, store, sender)
+    before = datetime.now(T0.tzinfo)
+    d = svc.request_opt_in(A)
+    assert before <= d.events[0].at <= datetime.now(T0.tzinfo)
+    assert d.events[0].at.utcoffset() == timedelta(0)
+
+
+def test_unchanged_decision_writes_nothing(env: Env) -> None:
+    inner = env.store
+    spy = Interceptor(inner)
+    svc = ConsentService(POLICY, spy, env.sender, clock=env.clock)
+    svc.receive(A, "how are you?", message_id="x")  # NEW: conversation
+    assert spy.puts == 0
+    assert inner.get(A) is None
+
+
+def test_attest_and_revoke(store: Any) -> None:
+    e = Env(store, Policy(org_name="Acme", attestation_methods={"email"}))
+    svc = e.service
+    with pytest.raises(MethodNotAccepted):
+        svc.attest(A, method="paper", evidence="doc-1", by="martha")
+    d = svc.attest(A, method="email", evidence="msg-77", by="martha")
+    assert d.consent.state is ConsentState.OPTED_IN
+    d = svc.revoke(A, by="compliance", reason="phone call")
+    assert d.consent.state is ConsentState.STOPPED
+    with pytest.raises(ContactStopped):
+        svc.request_opt_in(A)
+    with pytest.raises(SendBlocked) as info:
+        svc.send_text(A, "hi")
+    assert info.value.reason == "stopped"
+    assert e.sender.sent == []
+
+
+def test_disclaimer_mode_sends_disclaimer_then_text(store: Any) -> None:
+    e = Env(store, Policy(org_name="Acme", mode=Mode.DISCLAIMER))
+    assert e.service.can_send(A)
+    e.service.send_text(A, "Hello")
+    assert e.sender.kinds() == [MessageKind.DISCLAIMER, MessageKind.TEXT]
+    assert e.service.get(A).state is ConsentState.DISCLOSED
+
+
+def test_refusals_raise_and_store_nothing(env: Env) -> None:
+    svc = env.service
+    with pytest.raises(SendBlocked) as info:
+        svc.send_text(A, "hi")
+    assert info.value.reason == "opt_in_required"
+    svc.request_opt_in(A)
+    before = snapshot(env.store, [A])
+    with pytest.raises(ResendNotAllowed):
+        svc.request_opt_in(A)
+    with pytest.raises(SendBlocked):
+        svc.send_text(A, "hi")
+    assert snapshot(env.store, [A]) == before
+
+
+# ---------------------------------------------------------------------------
+# Idempotency and races
+
+
+def test_duplicate_webhook_changes_state_once(env: Env) -> None:
+    svc = env.service
+    svc.request_opt_in(A)
+    first = svc.receive(A, "yes", message_id="SM1")
+    again = svc.receive(A, "yes", message_id="SM1")
+    assert first.changed
+    assert not again.changed
+    assert env.sender.kinds(A).count(MessageKind.OPT_IN_CONFIRMATION) == 1
+    stop1 = svc.receive(A, "STOP", message_id="SM2")
+    stop2 = svc.receive(A, "STOP", message_id="SM2")
+    assert stop1.changed
+    assert not stop2.changed
+    assert env.sender.kinds(A).count(MessageKind.STOP_CONFIRMATION) == 1
+
+
+def _race(n: int, target: Any) -> list[Any]:
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as e:  # collected for the assertions
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_duplicate_webhooks_change_state_once(env: Env) -> None:
+    svc = env.service
+    svc.request_opt_in(A)
+    results = _race(8, lambda _i: svc.receive(A, "STOP", message_id="SM9"))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert sum(r.changed for r in results) == 1
+    record = svc.get(A)
+    assert record.version == 2
+    assert record.state is ConsentState.STOPPED
+    assert env.sender.kinds(A).count(MessageKind.STOP_CONFIRMATION) == 1
+
+
+def test_concurrent_first_contact_requests_one_opt_in(env: Env) -> None:
+    results = _race(6, lambda i: env.service.request_opt_in(A, by=f"agent{i}"))
+    wins = [r for r in results if not isinstance(r, Exception)]
+    assert len(wins) == 6 - sum(isinstance(r, ResendNotAllowed) for r in results)
+    assert env.sender.kinds(A) == [MessageKind.OPT_IN_REQUEST]
+    assert env.service.get(A).version == 1
+
+
+def test_send_text_decided_after_a_concurrent_stop_is_refused(env: Env) -> None:
+    env.opt_in()
+    spy = Interceptor(env.store)
+    agent = ConsentService(POLICY, spy, env.sender, clock=env.clock)
+    # The STOP lands between the agent's load and its write.
+    spy.before_put = lambda: env.service.receive(A, "stop", message_id="SM-stop")
+    with pytest.raises(SendBlocked) as info:
+        agent.send_text(A, "composed before the stop")
+    assert info.value.reason == "stopped"
+    assert MessageKind.TEXT not in env.sender.kinds(A)
+    assert env.store.get(A).state is ConsentState.STOPPED
+
+
+def test_texts_racing_a_stop_never_follow_its_confirmation(env: Env) -> None:
+    env.opt_in()
+    svc = env.service
+
+    def act(i: int) -> Any:
+        if i == 3:
+            return svc.receive(A, "STOP", message_id="SM-stop")
+        return svc.send_text(A, f"text {i}")
+
+    results = _race(8, act)
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert all(isinstance(e, SendBlocked) for e in errors)
+    kinds = env.sender.kinds(A)
+    assert kinds.count(MessageKind.STOP_CONFIRMATION) == 1
+    assert MessageKind.TEXT not in kinds[kinds.index(MessageKind.STOP_CONFIRMATION) :]
+    record = svc.get(A)
+    stop_at = next(e.version for e in record.history if e.trigger == "stop")
+    texts = [e for e in record.history if e.trigger == "text"]
+    assert len(texts) + len(errors) == 7
+    assert all(e.version < stop_at for e in texts)  # none decided after the stop
+    status = [env.store.message_status(e.sent[0].key) for e in texts]
+    assert status.count("sent") == kinds.count(MessageKind.TEXT)
+    assert set(status) <= {"sent", "cancelled"}
+    assert svc.flush() == 0
+
+
+def test_conflicts_are_retried_then_reported(env: Env) -> None:
+    class AlwaysStale(Interceptor):
+        def put(self, consent: Consent, **kw: Any) -> None:
+            self.puts += 1
+            raise StaleVersion(
+                consent.contact, expected=kw["expected_version"], found=9
+            )
+
+    spy = AlwaysStale(env.store)
+    svc = ConsentService(POLICY, spy, env.sender, clock=env.clock, max_retries=3)
+    with pytest.raises(StaleVersion) as info:
+        svc.request_opt_in(A)
+    assert info.value.found == 9
+    assert spy.puts == 3
+    assert env.store.get(A) is None
+    assert env.sender.sent == []
+
+
+# ---------------------------------------------------------------------------
+# Send failures and the outbox
+
+
+def test_failed_send_leaves_message_pending_then_flush_delivers_once(env: Env) -> None:
+    env.sender.fail_first(1)
+    d = env.service.request_opt_in(A)
+    (msg,) = d.outgoing
+    assert env.store.get(A) == d.consent  # the decision is saved
+    assert env.store.pending() == [msg]
+    assert env.sender.sent == []
+    assert [(m.key, type(e)) for m, e in env.errors] == [(msg.key, ConnectionError)]
+    assert env.service.flush() == 1
+    assert env.sender.keys() == [msg.key]
+    assert env.service.flush() == 0
+    assert env.sender.keys() == [msg.key]
+    assert env.store.message_status(msg.key) == "sent"
+
+
+def test_later_messages_wait_behind_a_failed_one(env: Env) -> None:
+    env.sender.fail = lambda m: m.contact == A
+    env.service.request_opt_in(A)
+    env.service.receive(A, "help", message_id="h1")  # HELP queued behind
+    env.service.request_opt_in(B)  # other contacts are not held up
+    assert env.sender.kinds() == [MessageKind.OPT_IN_REQUEST]
+    assert env.sender.sent[0].contact == B
+    # The HELP was never tried while the request ahead of it failed.
+    assert {m.kind for m in env.sender.attempts if m.contact == A} == {
+        MessageKind.OPT_IN_REQUEST
+    }
+    assert len(env.store.pending()) == 2
+    assert env.service.flush() == 0
+    env.sender.fail = None
+    assert env.service.flush() == 2
+    assert env.sender.kinds(A) == [MessageKind.OPT_IN_REQUEST, MessageKind.HELP]
+
+
+def test_next_operation_drains_the_contacts_queue(env: Env) -> None:
+    env.sender.fail_first(1)
+    env.service.request_opt_in(A)
+    env.service.receive(A, "help", message_id="h1")
+    assert env.sender.kinds(A) == [MessageKind.OPT_IN_REQUEST, MessageKind.HELP]
+
+
+def test_a_queued_text_is_cancelled_by_a_stop(env: Env) -> None:
+    env.opt_in()
+    env.sender.fail_first(1)
+    text = env.service.send_text(A, "queued").outgoing[0]
+    assert env.store.message_status(text.key) == "pending"
+    env.service.receive(A, "STOP", message_id="SM-stop")
+    assert env.store.message_status(text.key) == "cancelled"
+    assert env.sender.kinds(A)[-1] is MessageKind.STOP_CONFIRMATION
+    assert env.service.flush() == 0
+    assert text.key not in set(env.sender.keys())
+
+
+def test_a_restart_does_not_revive_a_cancelled_text(env: Env) -> None:
+    env.opt_in()
+    env.sender.fail_first(1)
+    text = env.service.send_text(A, "queued").outgoing[0]
+    env.service.receive(A, "STOP", message_id="s")
+    env.service.receive(A, "START", message_id="r")
+    assert env.service.flush() == 0
+    assert text.key not in set(env.sender.keys())
+    assert env.sender.kinds(A)[-2:] == [
+        MessageKind.STOP_CONFIRMATION,
+        MessageKind.START_CONFIRMATION,
+    ]
+
+
+def test_help_and_stop_confirmation_survive_a_stop(env: Env) -> None:
+    env.service.request_opt_in(A)
+    env.sender.fail = lambda m: True
+    env.service.receive(A, "help", message_id="h")
+    env.service.receive(A, "stop", message_id="s")
+    env.sender.fail = None
+    assert env.service.flush() == 2
+    kinds = env.sender.kinds(A)
+    assert kinds == [
+        MessageKind.OPT_IN_REQUEST,
+        MessageKind.HELP,
+        MessageKind.STOP_CONFIRMATION,
+    ]
+
+
+def test_text_in_flight_at_a_stop_goes_before_the_confirmation(env: Env) -> None:
+    env.opt_in()
+    entered, proceed = threading.Event(), threading.Event()
+    base = env.sender
+
+    def slow_send(message: Outgoing) -> None:
+        if message.kind is MessageKind.TEXT:
+            entered.set()
+            assert proceed.wait(10)
+        base(message)
+
+    agent = ConsentService(POLICY, env.store, slow_send, clock=env.clock)
+    t = threading.Thread(target=agent.send_text, args=(A, "in flight"))
+    t.start()
+    assert entered.wait(10)
+    env.service.receive(A, "STOP", message_id="s")
+    assert MessageKind.STOP_CONFIRMATION not in base.kinds(A)  # waits its turn
+    proceed.set()
+    t.join(10)
+    assert base.kinds(A)[-2:] == [MessageKind.TEXT, MessageKind.STOP_CONFIRMATION]
+    assert env.service.flush() == 0
+
+
+def test_a_reply_waits_for_the_message_in_flight_ahead_of_it(env: Env) -> None:
+    entered, proceed = threading.Event(), threading.Event()
+    base = env.sender
+
+    def slow_send(message: Outgoing) -> None:
+        if message.kind is MessageKind.OPT_IN_REQUEST:
+            entered.set()
+            assert proceed.wait(10)
+        base(message)
+
+    agent = ConsentService(POLICY, env.store, slow_send, clock=env.clock)
+    t = threading.Thread(target=agent.request_opt_in, args=(A,))
+    t.start()
+    assert entered.wait(10)
+    env.service.receive(A, "help", message_id="h")  # HELP decided meanwhile
+    assert base.sent == []  # not sent ahead of the request
+    proceed.set()
+    t.join(10)  # the request's sender drains the HELP after it
+    assert base.kinds(A) == [MessageKind.OPT_IN_REQUEST, MessageKind.HELP]
+    assert env.service.flush() == 0
+
+
+def test_crashed_sender_is_recovered_after_its_lease(env: Env) -> None:
+    d = env.service  # a worker "crashes" between claim and send:
+    env.sender.fail = lambda m: True
+    msg = d.request_opt_in(A).outgoing[0]
+    env.sender.fail = None
+    assert env.store.claim(msg.key, until=env.clock() + d.lease, now=env.clock())
+    assert d.flush() == 0  # leased to the crashed worker
+    env.clock.advance(seconds=d.lease.total_seconds())
+    assert d.flush() == 1
+    assert d.flush() == 0
+    assert env.sender.keys() == [msg.key]
+
+
+def test_flush_keeps_going_past_a_failing_contact(env: Env) -> None:
+    env.sender.fail = lambda m: True
+    env.service.request_opt_in(A)
+    env.service.request_opt_in(B)
+    env.sender.fail = lambda m: m.contact == A
+    assert env.service.flush() == 1
+    assert env.service.flush() == 0
+    env.sender.fail = None
+    assert env.service.flush() == 1
+    assert env.service.flush(limit=5) == 0
+    with pytest.raises(ValueError, match="limit"):
+        env.service.flush(limit=0)
+
+
+def test_default_send_error_handler_logs(
+    store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = Sender()
+    sender.fail_first(1)
+    svc = ConsentService(POLICY, store, sender, clock=Clock())
+    with caplog.at_level(logging.WARNING, logger="optin_core"):
+        d = svc.request_opt_in(A)
+    assert d.outgoing[0].key in caplog.text
+    assert "flush()" in caplog.text
+    assert A not in caplog.text  # no phone number in logs
+
+
+def test_a_raising_error_handler_propagates_after_the_save(store: Any) -> None:
+    sender = Sender()
+    sender.fail_first(1)
+
+    def boom(_m: Outgoing, e: Exception) -> None:
+        raise RuntimeError("page the on-call") from e
+
+    svc = ConsentService(POLICY, store, sender, clock=Clock(), on_send_error=boom)
+    with pytest.raises(RuntimeError, match="on-call"):
+        svc.request_opt_in(A)
+    assert store.get(A).state is ConsentState.PENDING
+    assert svc.flush() == 1
+
+
+# ---------------------------------------------------------------------------
+# The boundary: specific errors, stored data unchanged
+
+
+def _setup_boundary(env: Env) -> tuple[Any, ...]:
+    env.opt_in()
+    env.sender.fail = lambda m: True
+    env.service.send_text(A, "pending one")
+    env.sender.fail = None
+    return snapshot(env.store, [A, B])
+
+
+NAIVE = datetime(2025, 4, 11, 9, 0)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda s: s.receive(A, "yes", message_id="n", at=NAIVE), InvalidInput),
+        (lambda s: s.request_opt_in(B, at=NAIVE), InvalidInput),
+        (lambda s: s.send_text(A, "x", at=NAIVE), InvalidInput),
+        (lambda s: s.revoke(A, by="c", reason="r", at=NAIVE), InvalidInput),
+        (
+            lambda s: s.attest(A, method="email", evidence="e", by="b", at=NAIVE),
+            InvalidInput,
+        ),
+        (lambda s: s.can_send(A, at=NAIVE), InvalidInput),
+        (lambda s: s.can_send(A, at="today"), TypeError),
+        (lambda s: s.receive(A, b"STOP", message_id="n"), TypeError),
+        (lambda s: s.receive(A, None, message_id="n"), TypeError),
+        (lambda s: s.receive(A, "STOP", message_id=""), InvalidInput),
+        (lambda s: s.receive("", "STOP", message_id="n"), InvalidInput),
+        (lambda s: s.receive("  ", "STOP", message_id="n"), InvalidInput),
+        (lambda s: s.receive(None, "STOP", message_id="n"), TypeError),
+        (lambda s: s.request_opt_in("", by="x"), InvalidInput),
+        (lambda s: s.get(""), InvalidInput),
+        (lambda s: s.send_text(A, ""), InvalidInput),
+        (lambda s: s.send_text(A, 42), TypeError),
+        (lambda s: s.request_opt_in(B, locale="xx-Nope"), UnknownLocale),
+        (lambda s: s.revoke(A, by="", reason="r"), InvalidInput),
+    ],
+)
+def test_bad_input_raises_and_changes_nothing(env: Env, call: Any, error: Any) -> None:
+    before = _setup_boundary(env)
+    sent = list(env.sender.sent)
+    with pytest.raises(error):
+        call(env.service)
+    assert snapshot(env.store, [A, B]) == before
+    assert env.sender.sent == sent
+
+
+def test_a_naive_clock_is_refused(env: Env) -> None:
+    before = _setup_boundary(env)
+    env.clock.now = NAIVE
+    with pytest.raises(InvalidInput, match="naive"):
+        env.service.receive(A, "STOP", message_id="n")
+    with pytest.raises(InvalidInput, match="naive"):
+        env.service.flush()
+    env.clock.now = "noon"  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="datetime"):
+        env.service.flush()
+    assert snapshot(env.store, [A, B]) == before
+
+
+def test_a_store_returning_another_contacts_record_is_refused(env: Env) -> None:
+    before = _setup_boundary(env)
+
+    class Mixed(Interceptor):
+        def get(self, contact: str) -> Any:
+            return self.inner.get(A)
+
+    svc = ConsentService(POLICY, Mixed(env.store), env.sender, clock=env.clock)
+    for call in (
+        lambda: svc.receive(B, "STOP", message_id="x"),
+        lambda: svc.get(B),
+        lambda: svc.can_send(B),
+    ):
+        with pytest.raises(RecordError) as info:
+            call()
+        assert info.value.contact == B
+        assert repr(B) in str(info.value)
+        assert A in str(info.value)
+    assert snapshot(env.store, [A, B]) == before
+
+
+def test_a_store_returning_junk_is_refused(env: Env) -> None:
+    class Junk(Interceptor):
+        def get(self, contact: str) -> Any:
+            return {"contact": contact}
+
+    svc = ConsentService(POLICY, Junk(env.store), env.sender, clock=env.clock)
+    with pytest.raises(RecordError, match="dict"):
+        svc.get(A)
+
+
+def test_constructor_validates(store: Any) -> None:
+    send = Sender()
+    with pytest.raises(TypeError, match="Policy"):
+        ConsentService("acme", store, send)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="get"):
+        ConsentService(POLICY, object(), send)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="send"):
+        ConsentService(POLICY, store, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="clock"):
+        ConsentService(POLICY, store, send, clock=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_retries"):
+        ConsentService(POLICY, store, send, max_retries=0)
+    with pytest.raises(ValueError, match="lease"):
+        ConsentService(POLICY, store, send, lease=timedelta(0))
+    with pytest.raises(TypeError, match="on_send_error"):
+        ConsentService(POLICY, store, send, on_send_error=1)  # type: ignore[arg-type]
+    assert "default" in repr(ConsentService(POLICY, store, send))
+
+
+# ---------------------------------------------------------------------------
+# Async
+
+
+def test_async_service_with_blocking_store(store: Any) -> None:
+    sent: list[Outgoing] = []
+    fail = [True]
+
+    async def send(message: Outgoing) -> None:
+        await asyncio.sleep(0)
+        if fail[0]:
+            fail[0] = False
+            raise ConnectionError("down")
+        sent.append(message)
+
+    async def main() -> None:
+        svc = AsyncConsentService(
+            POLICY, store, send, clock=Clock(), on_send_error=lambda m, e: None
+        )
+        await svc.request_opt_in(A)
+        assert sent == []
+        assert await svc.flush() == 1
+        assert await svc.flush() == 0
+        await svc.receive(A, "yes", message_id="1")
+        assert await svc.can_send(A)
+        await svc.send_text(A, "hi")
+        await svc.receive(A, "stop", message_id="2")
+        with pytest.raises(SendBlocked):
+            await svc.send_text(A, "again")
+        assert (await svc.get(A)).state is ConsentState.STOPPED
+
+    asyncio.run(main())
+    assert [m.kind for m in sent] == [
+        MessageKind.OPT_IN_REQUEST,
+        MessageKind.OPT_IN_CONFIRMATION,
+        MessageKind.TEXT,
+        MessageKind.STOP_CONFIRMATION,
+    ]
+
+
+def test_async_service_with_async_store_and_sync_send() -> None:
+    inner = MemoryStore()
+    sender = Sender()
+    policy = Policy(org_name="Acme", attestation_methods={"email"})
+
+    async def main() -> None:
+        svc = AsyncConsentService(
+            policy, AsyncStoreAdapter(inner), sender, clock=Clock()
+        )
+        await svc.attest(A, method="email", evidence="e-1", by="martha")
+        await svc.send_text(A, "hi")
+        results = await asyncio.gather(
+            *(svc.receive(A, "stop", message_id="dup") for _ in range(5))
+        )
+        assert sum(d.changed for d in results) == 1
+        await svc.revoke(A, by="c", reason="r")
+        with pytest.raises(ContactStopped):
+            await svc.request_opt_in(A)
+
+    asyncio.run(main())
+    assert sender.kinds() == [MessageKind.TEXT, MessageKind.STOP_CONFIRMATION]
+    assert inner.get(A).version == 4  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------
+# Phone numbers
+
+
+def test_normalize_phone() -> None:
+    assert normalize_phone("06 12 34 56 78", "FR") == "+33612345678"
+    assert normalize_phone("+33612345678") == "+33612345678"
+    assert normalize_phone("+33 6 12 34 56 78", "us") == "+33612345678"
+    assert normalize_phone("(415) 555-2671", "US") == "+14155552671"
+    with pytest.raises(InvalidInput, match="region"):
+        normalize_phone("06 12 34 56 78")
+    with pytest.raises(InvalidInput):
+        normalize_phone("not a number", "FR")
+    with pytest.raises(InvalidInput, match="possible"):
+        normalize_phone("+33 6123", "FR")
+    with pytest.raises(InvalidInput, match="too long"):
+        normalize_phone("1" * 100, "FR")
+    with pytest.raises(TypeError):
+        normalize_phone(33612345678)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        normalize_phone("+33612345678", 33)  # type: ignore[arg-type]
+
+
+def test_normalize_phone_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "phonenumbers", None)
+    with pytest.raises(ImportError, match=r"optin-core\[phone\]"):
+        normalize_phone("+33612345678")
+
+
+# ---------------------------------------------------------------------------
+# The webhook example
+
+
+def _load_example() -> Any:
+    if not hasattr(optin_core, "ConsentService"):
+        pytest.skip("ConsentService/SQLiteStore not exported from optin_core yet")
+    path = Path(__file__).parent.parent / "examples" / "webhook.py"
+    spec = importlib.util.spec_from_file_location("webhook_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_webhook_example_handlers(env: Env) -> None:
+    hook = _load_example()
+    svc = env.service
+    status, _, body = hook.handle_inbound(svc, {"From": A, "Body": "hi"})
+    assert status.startswith("400")
+    status, _, _ = hook.handle_text(svc, {"to": A, "body": "hi", "agent": "m"})
+    assert status.startswith("409")
+    svc.request_opt_in(A)
+    form = {"From": A, "Body": "YES", "MessageSid": "SM1"}
+    for _ in range(2):  # a redelivered webhook is harmless
+        status, _headers, body = hook.handle_inbound(svc, form)
+        assert status == "200 OK"
+        assert b"<Response>" in body
+    assert env.sender.kinds(A).count(MessageKind.OPT_IN_CONFIRMATION) == 1
+    status, _, body = hook.handle_text(svc, {"to": A, "body": "hi", "agent": "m"})
+    assert status.startswith("202")
+    status, _, _ = hook.handle_text(svc, {"to": A, "body": "x" * 5000, "agent": "m"})
+    assert status.startswith("409")
+    status, _, _ = hook.handle_text(svc, {"to": "", "body": "hi", "agent": "m"})
+    assert status.startswith("400")
+
+
+def test_webhook_example_wsgi_app(env: Env) -> None:
+    hook = _load_example()
+    app = hook.make_app(env.service)
+    env.service.request_opt_in(A)
+    payload = b"From=%2B15550001&Body=Stop&MessageSid=SM7"
+    seen: list[str] = []
+    environ = {
+        "PATH_INFO": "/sms",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": str(len(payload)),
+        "wsgi.input": io.BytesIO(payload),
+    }
+    body = app(environ, lambda status, headers: seen.append(status))
+    assert seen == ["200 OK"]
+    assert b"Response" in b"".join(body)
+    assert env.service.get(A).state is ConsentState.STOPPED
+    app({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}, lambda s, h: seen.append(s))
+    assert seen[-1].startswith("404")
+    assert hook.read_form({"CONTENT_LENGTH": "x", "wsgi.input": io.BytesIO()}) == {}
