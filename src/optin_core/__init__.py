@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._catalog import render_message
 from ._core import cancelled_by_stop, decide, may_text, sendable
-from ._enums import ConsentState, Intent, MatchRule, MessageKind
+from ._enums import ConsentState, Intent, MatchRule, MessageKind, Trigger
 from ._errors import (
     ContactStopped,
     InvalidGreeting,
@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._keywords import KeywordCollision, KeywordIndex, build_keyword_index
 from ._locale import available_locales, locale_chain, require_locale
-from ._machine import ConsentMachine, Trigger, mermaid, replay
+from ._machine import ConsentMachine, mermaid, replay
 from ._parser import ParsedReply, normalize, parse_reply
 from ._phone import normalize_phone
 from ._policy import Mode, Policy

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-from ._enums import ConsentState, Intent, MessageKind
+from ._enums import ConsentState, Intent, MessageKind, Trigger
 from ._errors import (
     ContactStopped,
     InvalidGreeting,
@@ -20,7 +20,7 @@ from ._errors import (
     SendBlocked,
 )
 from ._locale import require_locale
-from ._machine import EFFECTS, SENDABLE_WHEN_STOPPED, Trigger, fire
+from ._machine import EFFECTS, SENDABLE_WHEN_STOPPED, fire
 from ._parser import ParsedReply, parse_reply
 from ._policy import Mode, Policy
 from ._records import (
@@ -295,12 +295,12 @@ def _loop_guard(
     history = consent.history
     last = history[-1] if history else None
     since = msg.at - policy.loop_window
-    if last is not None and last.trigger == Trigger.PAUSE.value and last.at >= since:
+    if last is not None and last.trigger is Trigger.PAUSE and last.at >= since:
         return _PAUSED
     if (
         last is not None
         and last.reply is not None
-        and last.trigger == Trigger.REMIND.value
+        and last.trigger is Trigger.REMIND
         and last.reply.text.strip().casefold() == reply.text.strip().casefold()
     ):
         return "loop guard: the contact repeated the same unrecognized reply"

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ConsentState", "Intent", "MatchRule", "MessageKind"]
+__all__ = ["ConsentState", "Intent", "MatchRule", "MessageKind", "Trigger"]
 
 
-class ConsentState(enum.Enum):
+class _Enum(enum.Enum):
+    # Members are singletons, so identity hashing is exact; Enum's own
+    # __hash__ is Python code, and these members key the hot path's tables.
+    __hash__ = object.__hash__
+
+
+class ConsentState(_Enum):
     """Where a contact stands. Values are the stable strings written to records.
 
     .. versionadded:: 0.1.0
@@ -29,7 +35,7 @@ class ConsentState(enum.Enum):
     STOPPED = "stopped"
 
 
-class Intent(enum.Enum):
+class Intent(_Enum):
     """What a contact's reply means, as :func:`optin_core.parse_reply` reads it.
 
     .. versionadded:: 0.1.0
@@ -51,7 +57,7 @@ class Intent(enum.Enum):
     UNRECOGNIZED = "unrecognized"
 
 
-class MatchRule(enum.Enum):
+class MatchRule(_Enum):
     """Why the parser chose an intent; recorded as evidence on audit events.
 
     .. versionadded:: 0.1.0
@@ -73,7 +79,7 @@ class MatchRule(enum.Enum):
     NONE = "none"
 
 
-class MessageKind(enum.Enum):
+class MessageKind(_Enum):
     """The kinds of message the library asks a host to send.
 
     .. versionadded:: 0.1.0
@@ -95,3 +101,42 @@ class MessageKind(enum.Enum):
     DISCLAIMER = "disclaimer"
     #: The agent's own words.
     TEXT = "text"
+
+
+class Trigger(enum.StrEnum):
+    """The events of the consent machine; ``decide`` fires one per change.
+
+    A ``str`` enum: audit events store it, and it compares equal to its name
+    as written in records (``event.trigger == "stop"``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: First opt-in request of a cycle.
+    REQUEST = "request"
+    #: The opt-in request sent again.
+    RESEND = "resend"
+    #: Disclaimer delivered (disclaimer mode).
+    DISCLOSE = "disclose"
+    #: The contact answered the opt-in request with consent.
+    CONSENT = "consent"
+    #: A disclosed contact gave explicit consent.
+    UPGRADE = "upgrade"
+    #: A stopped contact re-subscribed.
+    RESTART = "restart"
+    #: The contact opted out by SMS.
+    STOP = "stop"
+    #: The contact refused the opt-in request ("No").
+    DECLINE = "decline"
+    #: An opt-out received by another channel or a compliance action.
+    REVOKE = "revoke"
+    #: Consent gathered outside SMS was accepted.
+    ATTEST = "attest"
+    #: An unclear answer got the "reply YES or STOP" reminder.
+    REMIND = "remind"
+    #: HELP was answered.
+    HELP = "help"
+    #: The agent's own text went out.
+    TEXT = "text"
+    #: The loop guard paused automatic replies.
+    PAUSE = "pause"

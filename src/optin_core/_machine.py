@@ -16,14 +16,13 @@ history.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 
 from statemachine import State, StateMachine
 
-from ._enums import ConsentState, MessageKind
+from ._enums import ConsentState, MessageKind, Trigger
 from ._errors import RecordError
 from ._parser import ParsedReply
 from ._records import RECENT_IDS, AuditEvent, Consent, Outgoing, idempotency_key
@@ -40,42 +39,6 @@ __all__ = [
     "mermaid",
     "replay",
 ]
-
-
-class Trigger(enum.Enum):
-    """The events of the consent machine. ``decide`` picks one per change.
-
-    .. versionadded:: 0.1.0
-    """
-
-    #: First opt-in request of a cycle.
-    REQUEST = "request"
-    #: The opt-in request sent again.
-    RESEND = "resend"
-    #: Disclaimer delivered (disclaimer mode).
-    DISCLOSE = "disclose"
-    #: The contact answered the opt-in request with consent.
-    CONSENT = "consent"
-    #: A disclosed contact gave explicit consent.
-    UPGRADE = "upgrade"
-    #: A stopped contact re-subscribed.
-    RESTART = "restart"
-    #: The contact opted out by SMS.
-    STOP = "stop"
-    #: The contact refused the opt-in request ("No").
-    DECLINE = "decline"
-    #: An opt-out received by another channel or a compliance action.
-    REVOKE = "revoke"
-    #: Consent gathered outside SMS was accepted.
-    ATTEST = "attest"
-    #: An unclear answer got the "reply YES or STOP" reminder.
-    REMIND = "remind"
-    #: HELP was answered.
-    HELP = "help"
-    #: The agent's own text went out.
-    TEXT = "text"
-    #: The loop guard paused automatic replies.
-    PAUSE = "pause"
 
 
 class ConsentMachine(StateMachine):
@@ -236,7 +199,7 @@ def fire(
         version=version,
         at=at,
         input=input,
-        trigger=trigger.value,
+        trigger=trigger,
         from_state=source,
         to_state=target,
         actor=actor,
@@ -273,12 +236,7 @@ def check_event(state: ConsentState, version: int, event: AuditEvent) -> Trigger
         raise RecordError(f"{where}.version", f"expected {version + 1}")
     if event.from_state is not state:
         raise RecordError(f"{where}.from_state", f"expected {state.value} (a gap)")
-    try:
-        trigger = Trigger(event.trigger)
-    except ValueError:
-        raise RecordError(
-            f"{where}.trigger", f"unknown trigger {event.trigger!r}"
-        ) from None
+    trigger = event.trigger
     if TRANSITIONS.get((state, trigger)) is not event.to_state:
         raise RecordError(
             f"{where}.trigger",

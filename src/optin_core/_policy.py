@@ -41,6 +41,8 @@ class Mode(enum.Enum):
     .. versionadded:: 0.1.0
     """
 
+    __hash__ = object.__hash__
+
     #: The contact must answer the opt-in request with YES.
     ATTESTATION = "attestation"
     #: A disclaimer goes first; no answer is needed.

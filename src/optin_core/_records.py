@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
-from ._enums import ConsentState, MessageKind
+from ._enums import ConsentState, MessageKind, Trigger
 from ._errors import InvalidInput, RecordError
 from ._parser import ParsedReply
 
@@ -224,7 +224,7 @@ class AuditEvent:
     version: int
     at: datetime
     input: str
-    trigger: str
+    trigger: Trigger
     from_state: ConsentState
     to_state: ConsentState
     actor: str | None = None
@@ -243,7 +243,7 @@ class AuditEvent:
             "version": self.version,
             "at": self.at.isoformat(),
             "input": self.input,
-            "trigger": self.trigger,
+            "trigger": self.trigger.value,
             "from_state": self.from_state.value,
             "to_state": self.to_state.value,
             "actor": self.actor,
@@ -276,7 +276,7 @@ class AuditEvent:
             version=_int(d, "version", field),
             at=_dt(d, "at", field),
             input=_str(d, "input", field),
-            trigger=_str(d, "trigger", field),
+            trigger=_enum(Trigger, d, "trigger", field),
             from_state=_enum(ConsentState, d, "from_state", field),
             to_state=_enum(ConsentState, d, "to_state", field),
             actor=_opt_str(d, "actor", field),
