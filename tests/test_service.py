@@ -110,6 +110,25 @@ def test_opt_in_flow(env: Env) -> None:
     assert env.errors == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["\ud800STOP", "yes\x00", "\x1b[31mstop", "\U0010ffff" * 3, "é" * 5000, ""],
+)
+def test_odd_replies_never_raise_and_are_stored_verbatim(env: Env, text: str) -> None:
+    env.service.request_opt_in(A)
+    decision = env.service.receive(A, text, message_id="odd")
+    stored = env.store.get(A)
+    assert stored == decision.consent
+    assert stored.history[-1].reply is not None
+    assert stored.history[-1].reply.text == text
+
+
+def test_contact_ids_that_no_store_can_key_are_refused(env: Env) -> None:
+    for bad in ("+1\ud800", "+1\n555", ""):
+        with pytest.raises(InvalidInput):
+            env.service.receive(bad, "STOP", message_id="x")
+
+
 def test_default_clock_is_aware_utc_now(store: Any) -> None:
     sender = Sender()
     svc = ConsentService(POLICY, store, sender)

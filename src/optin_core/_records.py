@@ -332,6 +332,11 @@ class Consent:
             raise TypeError(f"contact must be str, got {type(contact).__name__}")
         if not contact.strip():
             raise InvalidInput("contact must be a non-empty id (e.g. an E.164 number)")
+        if not contact.isprintable() or not _utf8(contact):
+            raise InvalidInput(
+                f"contact {contact!r} holds control characters or lone "
+                "surrogates; pass the host's clean key (see normalize_phone)"
+            )
         return cls(contact=contact)
 
     def to_dict(self) -> dict[str, Any]:
@@ -453,6 +458,14 @@ def _check_chain(history: tuple[AuditEvent, ...]) -> None:
     for version, event in enumerate(history):
         check_event(state, version, event)
         state = event.to_state
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _problem(e: RecordError) -> str:

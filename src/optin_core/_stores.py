@@ -600,12 +600,14 @@ class SQLiteStore:
                 version,
                 position,
                 message.kind.value,
-                json.dumps(message.to_dict(), ensure_ascii=False),
+                json.dumps(message.to_dict()),
             )
             for version, position, message in new_messages(consent, expected_version)
         ]
         kinds = sorted(k.value for k in _kinds(cancel_pending))
-        data = json.dumps(consent.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        # ASCII JSON: a contact's reply may hold lone surrogates or NULs, which
+        # UTF-8 cannot carry but JSON escapes can, so every reply is storable.
+        data = json.dumps(consent.to_dict(), separators=(",", ":"))
         contact = consent.contact
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
