@@ -254,14 +254,7 @@ class Policy:
             if kind is MessageKind.TEXT:
                 continue
             for loc in (None, *available_locales()):
-                rendered[kind, loc] = render_message(
-                    kind,
-                    loc,
-                    default_locale=self.default_locale,
-                    org_name=self.org_name,
-                    program_name=self.program_name,
-                    overrides=self.templates,
-                )
+                rendered[kind, loc] = self._render(kind, loc)
         object.__setattr__(self, "_rendered", MappingProxyType(rendered))
 
     # -- hooks: override in a subclass to plug in an organisation's rules --
@@ -294,8 +287,9 @@ class Policy:
         Defaults to the policy's template overrides, then the catalogs.
         """
         found = self._rendered.get((kind, locale))
-        if found is not None:
-            return found
+        return self._render(kind, locale) if found is None else found
+
+    def _render(self, kind: MessageKind, locale: str | None) -> tuple[str, str]:
         return render_message(
             kind,
             locale,
