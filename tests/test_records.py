@@ -123,3 +123,25 @@ def test_replay_refuses_a_gap() -> None:
     consent = Consent.from_dict(_sample())
     with pytest.raises(RecordError, match="history"):
         replay(consent.contact, consent.history[1:])
+
+
+def test_trusted_constructors_equal_the_attrs_ones() -> None:
+    # The machine builds records through these; a field added to a class
+    # without them would be caught here.
+    import attrs
+
+    from optin_core._records import make_consent, make_event, make_outgoing
+
+    consent = Consent.from_dict(_sample())
+    event = consent.history[-1]
+    message = consent.history[0].sent[0]
+    for built, original in (
+        (make_consent(*attrs.astuple(consent, recurse=False)), consent),
+        (make_event(*attrs.astuple(event, recurse=False)), event),
+        (make_outgoing(*attrs.astuple(message, recurse=False)), message),
+    ):
+        assert built == original
+        assert type(built) is type(original)
+        assert attrs.fields(type(built))  # frozen attrs class all the same
+    with pytest.raises(AttributeError):
+        event.version = 9  # type: ignore[misc]

@@ -30,7 +30,6 @@ from ._records import (
     Decision,
     Inbound,
     Input,
-    Outgoing,
     RequestOptIn,
     Revoke,
     SendText,
@@ -140,70 +139,62 @@ def cancelled_by_stop(decision: Decision) -> frozenset[MessageKind]:
 # ---------------------------------------------------------------------------
 
 
-class _Step:
-    """Accumulates the transitions of one decision (rarely more than one)."""
+def _fire(
+    consent: Consent,
+    trigger: Trigger,
+    input: Input,
+    policy: Policy,
+    *,
+    send: bool = True,
+    text: str | None = None,
+    locale: str | None = None,
+    reply: ParsedReply | None = None,
+    actor: str | None = None,
+    message_id: str | None = None,
+    method: str | None = None,
+    evidence: str | None = None,
+    reason: str | None = None,
+) -> tuple[Consent, AuditEvent]:
+    """Fire ``trigger`` with the message its effect sends, if ``send``.
 
-    __slots__ = ("consent", "events", "outgoing", "policy")
+    ``text`` is the message when the caller composed it (a request with its
+    greeting, the agent's text); otherwise the policy renders it.
+    """
+    kind = EFFECTS[trigger] if send else None
+    messages: tuple[tuple[MessageKind, str, str], ...] = ()
+    if kind is not None:
+        contact_locale = consent.locale if locale is None else locale
+        if text is None:
+            body, used = policy.message(kind, contact_locale)
+        else:
+            body, used = text, contact_locale or policy.default_locale
+        messages = ((kind, body, used),)
+    return fire(
+        consent,
+        trigger,
+        at=input.at,
+        input=input.kind,
+        messages=messages,
+        actor=actor,
+        message_id=message_id,
+        reply=reply,
+        method=method,
+        evidence=evidence,
+        reason=reason,
+        locale=locale,
+        policy_id=policy.policy_id,
+        policy_version=policy.policy_version,
+    )
 
-    def __init__(self, consent: Consent, policy: Policy) -> None:
-        self.consent = consent
-        self.policy = policy
-        self.events: list[AuditEvent] = []
-        self.outgoing: list[Outgoing] = []
 
-    def fire(
-        self,
-        trigger: Trigger,
-        input: Input,
-        *,
-        send: bool = True,
-        text: str | None = None,
-        locale: str | None = None,
-        reply: ParsedReply | None = None,
-        actor: str | None = None,
-        message_id: str | None = None,
-        method: str | None = None,
-        evidence: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        policy = self.policy
-        kind = EFFECTS[trigger] if send else None
-        messages: tuple[tuple[MessageKind, str, str], ...] = ()
-        if kind is not None:
-            contact_locale = self.consent.locale if locale is None else locale
-            if text is None:
-                body, used = policy.message(kind, contact_locale)
-            else:
-                body = text
-                used = contact_locale or policy.default_locale
-            messages = ((kind, body, used),)
-        consent, event = fire(
-            self.consent,
-            trigger,
-            at=input.at,
-            input=input.kind,
-            messages=messages,
-            actor=actor,
-            message_id=message_id,
-            reply=reply,
-            method=method,
-            evidence=evidence,
-            reason=reason,
-            locale=locale,
-            policy_id=policy.policy_id,
-            policy_version=policy.policy_version,
-        )
-        self.consent = consent
-        self.events.append(event)
-        self.outgoing.extend(event.sent)
-
-    def decision(self, reply: ParsedReply | None = None) -> Decision:
-        return Decision(
-            consent=self.consent,
-            outgoing=tuple(self.outgoing),
-            events=tuple(self.events),
-            reply=reply,
-        )
+def _decision(
+    consent: Consent, *events: AuditEvent, reply: ParsedReply | None = None
+) -> Decision:
+    if len(events) == 1:
+        outgoing = events[0].sent
+    else:
+        outgoing = tuple(m for e in events for m in e.sent)
+    return Decision(consent=consent, outgoing=outgoing, events=events, reply=reply)
 
 
 def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
@@ -221,7 +212,6 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
     trigger, send = _inbound_trigger(consent, msg, reply, policy)
     if trigger is None:
         return Decision(consent=consent, reply=reply)
-    step = _Step(consent, policy)
     reason = None
     if trigger is Trigger.REMIND or trigger is Trigger.HELP:
         reason = _loop_guard(consent, msg, reply, policy)
@@ -229,16 +219,18 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
             return Decision(consent=consent, reply=reply)
         if reason is not None:
             trigger, send = Trigger.PAUSE, False
-    step.fire(
+    consent, event = _fire(
+        consent,
         trigger,
         msg,
+        policy,
         send=send,
         reply=reply,
         actor="contact",
         message_id=msg.message_id,
         reason=reason,
     )
-    return step.decision(reply)
+    return _decision(consent, event, reply=reply)
 
 
 def _inbound_trigger(
@@ -324,10 +316,11 @@ def _request(consent: Consent, req: RequestOptIn, policy: Policy) -> Decision:
         raise ContactStopped(consent.contact, what="an opt-in request")
     if policy.allows_texting(state):
         return Decision(consent=consent)
-    step = _Step(consent, policy)
     if policy.mode is Mode.DISCLAIMER:
-        step.fire(Trigger.DISCLOSE, req, locale=locale, actor=req.by)
-        return step.decision()
+        consent, event = _fire(
+            consent, Trigger.DISCLOSE, req, policy, locale=locale, actor=req.by
+        )
+        return _decision(consent, event)
     if state is _PENDING:
         _check_resend(consent, req, policy)
         trigger = Trigger.RESEND
@@ -336,8 +329,10 @@ def _request(consent: Consent, req: RequestOptIn, policy: Policy) -> Decision:
     contact_locale = locale or consent.locale
     wording, used = policy.message(MessageKind.OPT_IN_REQUEST, contact_locale)
     text = _with_greeting(req.greeting, wording, policy)
-    step.fire(trigger, req, text=text, locale=locale or used, actor=req.by)
-    return step.decision()
+    consent, event = _fire(
+        consent, trigger, req, policy, text=text, locale=locale or used, actor=req.by
+    )
+    return _decision(consent, event)
 
 
 def _check_resend(consent: Consent, req: RequestOptIn, policy: Policy) -> None:
@@ -402,18 +397,24 @@ def _send_text(consent: Consent, req: SendText, policy: Policy) -> Decision:
     if len(req.body) > policy.max_text_length:
         raise SendBlocked("too_long", contact=consent.contact)
     state = consent.state
-    step = _Step(consent, policy)
+    events: tuple[AuditEvent, ...] = ()
     if not policy.allows_texting(state):
         if state is _STOPPED:
             raise SendBlocked("stopped", contact=consent.contact)
         if policy.mode is Mode.DISCLAIMER and (state is _NEW or state is _PENDING):
-            step.fire(Trigger.DISCLOSE, req, actor=req.by)
+            # The disclaimer goes first, as its own event.
+            consent, disclosed = _fire(
+                consent, Trigger.DISCLOSE, req, policy, actor=req.by
+            )
+            events = (disclosed,)
         elif state is _PENDING:
             raise SendBlocked("awaiting_reply", contact=consent.contact)
         else:
             raise SendBlocked("opt_in_required", contact=consent.contact)
-    step.fire(Trigger.TEXT, req, text=req.body, actor=req.by)
-    return step.decision()
+    consent, event = _fire(
+        consent, Trigger.TEXT, req, policy, text=req.body, actor=req.by
+    )
+    return _decision(consent, *events, event)
 
 
 def _attest(consent: Consent, req: Attest, policy: Policy) -> Decision:
@@ -421,14 +422,20 @@ def _attest(consent: Consent, req: Attest, policy: Policy) -> Decision:
         raise ContactStopped(consent.contact, what="an out-of-band attestation")
     if not policy.accepts_attestation(req.method):
         raise MethodNotAccepted(req.method, policy.attestation_methods)
-    step = _Step(consent, policy)
-    step.fire(
-        Trigger.ATTEST, req, actor=req.by, method=req.method, evidence=req.evidence
+    consent, event = _fire(
+        consent,
+        Trigger.ATTEST,
+        req,
+        policy,
+        actor=req.by,
+        method=req.method,
+        evidence=req.evidence,
     )
-    return step.decision()
+    return _decision(consent, event)
 
 
 def _revoke(consent: Consent, req: Revoke, policy: Policy) -> Decision:
-    step = _Step(consent, policy)
-    step.fire(Trigger.REVOKE, req, actor=req.by, reason=req.reason)
-    return step.decision()
+    consent, event = _fire(
+        consent, Trigger.REVOKE, req, policy, actor=req.by, reason=req.reason
+    )
+    return _decision(consent, event)

@@ -288,11 +288,13 @@ class KeywordIndex:
         "_polite",
         "_polite_phrases",
         "_prebuilt",
+        "_prebuilt_max",
         "_reaction_first",
         "_reaction_leads",
         "_reaction_media_re",
         "_reaction_re",
         "_reaction_tails",
+        "_screen",
         "_stop",
         "_weak_company",
     )
@@ -308,11 +310,13 @@ class KeywordIndex:
     _chains_en: dict[str | None, tuple[str, ...]]
     _chains: dict[tuple[str | None, str], tuple[str, ...]]
     _prebuilt: dict[tuple[str, ...], dict[str, _parser.ParsedReply]]
+    _prebuilt_max: int
     _reaction_re: re.Pattern[str] | None
     _reaction_media_re: re.Pattern[str] | None
     _reaction_leads: dict[str, tuple[str, str]]
     _reaction_first: dict[str, re.Pattern[str]]
     _reaction_tails: frozenset[str]
+    _screen: frozenset[str]
 
     def __init__(
         self, packs: Iterable[Mapping[str, Any]], extra: list[Keyword]
@@ -346,6 +350,17 @@ class KeywordIndex:
         # A weak stop word ("cancel", "baja") counts beside polite words and
         # beside a consent word: "sí, baja" carries both signals, and stop wins.
         init("_weak_company", self._polite | self._lenient_words)
+        # Every word-level rule starts at the first word of a phrase; a text
+        # sharing no alphanumeric run with those words can only be
+        # unrecognised, and a set test says so before any word list is built.
+        init(
+            "_screen",
+            frozenset(
+                run
+                for lead in (*self._stop, *self._polite_phrases, *self._consent)
+                for run in _parser.ALNUM_RUN_RE.findall(lead)
+            ),
+        )
         self._init_reactions(packs)
         self._init_chains()
         self._init_exact()
@@ -460,6 +475,9 @@ class KeywordIndex:
                     table[raw] = reply
             prebuilt[chain] = table
         object.__setattr__(self, "_prebuilt", prebuilt)
+        # Longer texts skip the table: looking one up would hash all of it.
+        longest = max((len(k) for t in prebuilt.values() for k in t), default=0)
+        object.__setattr__(self, "_prebuilt_max", longest)
 
     # -- used by the parser -------------------------------------------------
 

@@ -25,7 +25,15 @@ from statemachine import State, StateMachine
 from ._enums import ConsentState, MessageKind, Trigger
 from ._errors import RecordError
 from ._parser import ParsedReply
-from ._records import RECENT_IDS, AuditEvent, Consent, Outgoing, idempotency_key
+from ._records import (
+    RECENT_IDS,
+    AuditEvent,
+    Consent,
+    idempotency_key,
+    make_consent,
+    make_event,
+    make_outgoing,
+)
 
 __all__ = [
     "EFFECTS",
@@ -186,32 +194,28 @@ def fire(
     version = consent.version + 1
     contact = consent.contact
     sent = tuple(
-        Outgoing(
-            contact=contact,
-            kind=kind,
-            text=text,
-            locale=msg_locale,
-            key=idempotency_key(contact, version, position),
+        make_outgoing(
+            contact, kind, text, msg_locale, idempotency_key(contact, version, i)
         )
-        for position, (kind, text, msg_locale) in enumerate(messages)
+        for i, (kind, text, msg_locale) in enumerate(messages)
     )
-    event = AuditEvent(
-        version=version,
-        at=at,
-        input=input,
-        trigger=trigger,
-        from_state=source,
-        to_state=target,
-        actor=actor,
-        message_id=message_id,
-        reply=reply,
-        sent=sent,
-        method=method,
-        evidence=evidence,
-        reason=reason,
-        locale=consent.locale if locale is None else locale,
-        policy_id=policy_id,
-        policy_version=policy_version,
+    event = make_event(
+        version,
+        at,
+        input,
+        trigger,
+        source,
+        target,
+        actor,
+        message_id,
+        reply,
+        sent,
+        method,
+        evidence,
+        reason,
+        consent.locale if locale is None else locale,
+        policy_id,
+        policy_version,
     )
     return _advance(consent, event, trigger), event
 
@@ -277,20 +281,20 @@ def _advance(consent: Consent, event: AuditEvent, trigger: Trigger) -> Consent:
     ids = consent.recent_message_ids
     if event.message_id is not None:
         ids = (*ids[-(RECENT_IDS - 1) :], event.message_id)
-    return Consent(
-        contact=consent.contact,
-        state=event.to_state,
-        locale=event.locale,
-        version=event.version,
-        attempts=attempts,
-        reminders=reminders,
-        requested_at=requested_at,
-        last_requested_at=last_requested_at,
-        opted_in_at=opted_in_at,
-        disclosed_at=disclosed_at,
-        stopped_at=stopped_at,
-        recent_message_ids=ids,
-        history=(*consent.history, event),
+    return make_consent(
+        consent.contact,
+        event.to_state,
+        event.locale,
+        event.version,
+        attempts,
+        reminders,
+        requested_at,
+        last_requested_at,
+        opted_in_at,
+        disclosed_at,
+        stopped_at,
+        ids,
+        (*consent.history, event),
     )
 
 

@@ -144,6 +144,8 @@ _FRENCH_MARKS = frozenset("!?:;»›«‹")
 # "_" does not ("optout_" is "opt out").
 _OPT_RE = re.compile(r"(?<![^\W_])opt[ _-]?(out|in)(?![^\W_])")
 _WORD_RE = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
+#: Runs of letters and digits: a word's parts, split at apostrophes and hyphens.
+ALNUM_RUN_RE = re.compile(r"[^\W_]+")
 _SENTENCE_END = frozenset(".!?;…¿¡")
 _ELISION_RE = re.compile(r"([cdjlmnst]|qu|un|dell|all|nell|sull)'(.+)")
 
@@ -222,21 +224,17 @@ def _words(s: str) -> tuple[list[str], list[bool], list[bool]]:
     """
     words: list[str] = _WORD_RE.findall(s)
     n = len(words)
+    if not n:
+        return words, [], []
     if "'" in s:
         return _split_elisions(words, s)
     if " ".join(words) == s:
         # No punctuation anywhere: one clause, one sentence.
         return words, [False] + [True] * (n - 1), [True] + [False] * (n - 1)
-    words = []
-    tight: list[bool] = []
-    starts: list[bool] = []
-    prev_end = 0
-    for m in _WORD_RE.finditer(s):
-        gap = s[prev_end : m.start()]
-        tight.append(bool(words) and gap == " ")
-        starts.append(not words or any(ch in _SENTENCE_END for ch in gap))
-        words.append(m.group())
-        prev_end = m.end()
+    # The text between words: gaps[i] comes before words[i].
+    gaps = _WORD_RE.split(s)[:-1]
+    tight = [False, *(gap == " " for gap in gaps[1:])]
+    starts = [True, *(not _SENTENCE_END.isdisjoint(gap) for gap in gaps[1:])]
     return words, tight, starts
 
 
@@ -319,7 +317,7 @@ def parse_reply(
     index = _keywords.default_keyword_index() if keywords is None else keywords
     chain = index._chain(locale, default_locale)
     table = index._prebuilt.get(chain)
-    if table is not None:
+    if table is not None and len(text) <= index._prebuilt_max:
         found = table.get(text)
         if found is not None:
             return found
@@ -348,6 +346,11 @@ def _parse(
         if reaction is not None:
             keyword, loc = reaction
             return _reply(Intent.REACTION, keyword, MatchRule.REACTION, loc, text)
+    if index._screen.isdisjoint(ALNUM_RUN_RE.findall(s)):
+        # No keyword's first word anywhere in the head.
+        if long:
+            return _tail_stop(text, index, chain)
+        return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
     words, tight, starts = _words(s)
     if not words:
         return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)

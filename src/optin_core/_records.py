@@ -446,6 +446,114 @@ class Decision:
 
 
 # ---------------------------------------------------------------------------
+# Trusted constructors for the hot path.
+#
+# attrs' frozen __init__ goes through object.__setattr__ by name for every
+# field; writing the slots through their descriptors halves the cost, and a
+# decision builds three of these records. Only the machine calls them, with
+# values it produced itself; tests check they equal the attrs constructors.
+
+_new = object.__new__
+
+
+def _slot(cls: type, name: str) -> Any:
+    return cls.__dict__[name].__set__
+
+
+_out = [_slot(Outgoing, f.name) for f in attrs.fields(Outgoing)]
+_ev = [_slot(AuditEvent, f.name) for f in attrs.fields(AuditEvent)]
+_co = [_slot(Consent, f.name) for f in attrs.fields(Consent)]
+
+
+def make_outgoing(
+    contact: str, kind: MessageKind, text: str, locale: str, key: str
+) -> Outgoing:
+    """``Outgoing(...)`` with the fields in declaration order, unchecked."""
+    message: Outgoing = _new(Outgoing)
+    s = _out
+    s[0](message, contact)
+    s[1](message, kind)
+    s[2](message, text)
+    s[3](message, locale)
+    s[4](message, key)
+    return message
+
+
+def make_event(  # noqa: PLR0917 - one argument per field, in order
+    version: int,
+    at: datetime,
+    input: str,
+    trigger: Trigger,
+    from_state: ConsentState,
+    to_state: ConsentState,
+    actor: str | None,
+    message_id: str | None,
+    reply: ParsedReply | None,
+    sent: tuple[Outgoing, ...],
+    method: str | None,
+    evidence: str | None,
+    reason: str | None,
+    locale: str | None,
+    policy_id: str,
+    policy_version: str,
+) -> AuditEvent:
+    """``AuditEvent(...)`` with the fields in declaration order, unchecked."""
+    event: AuditEvent = _new(AuditEvent)
+    s = _ev
+    s[0](event, version)
+    s[1](event, at)
+    s[2](event, input)
+    s[3](event, trigger)
+    s[4](event, from_state)
+    s[5](event, to_state)
+    s[6](event, actor)
+    s[7](event, message_id)
+    s[8](event, reply)
+    s[9](event, sent)
+    s[10](event, method)
+    s[11](event, evidence)
+    s[12](event, reason)
+    s[13](event, locale)
+    s[14](event, policy_id)
+    s[15](event, policy_version)
+    return event
+
+
+def make_consent(  # noqa: PLR0917 - one argument per field, in order
+    contact: str,
+    state: ConsentState,
+    locale: str | None,
+    version: int,
+    attempts: int,
+    reminders: int,
+    requested_at: datetime | None,
+    last_requested_at: datetime | None,
+    opted_in_at: datetime | None,
+    disclosed_at: datetime | None,
+    stopped_at: datetime | None,
+    recent_message_ids: tuple[str, ...],
+    history: tuple[AuditEvent, ...],
+) -> Consent:
+    """``Consent(...)`` with the fields in declaration order, unchecked."""
+    consent: Consent = _new(Consent)
+    s = _co
+    s[0](consent, contact)
+    s[1](consent, state)
+    s[2](consent, locale)
+    s[3](consent, version)
+    s[4](consent, attempts)
+    s[5](consent, reminders)
+    s[6](consent, requested_at)
+    s[7](consent, last_requested_at)
+    s[8](consent, opted_in_at)
+    s[9](consent, disclosed_at)
+    s[10](consent, stopped_at)
+    s[11](consent, recent_message_ids)
+    s[12](consent, history)
+    return consent
+
+
+# ---------------------------------------------------------------------------
 # Reading untrusted dicts: every helper names the field it rejects.
 
 
