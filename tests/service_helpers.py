@@ -35,12 +35,51 @@ CANCELLED_BY_STOP = frozenset(MessageKind) - {
 }
 
 STORE_KINDS = ("memory", "sqlite")
+#: The shipped stores, and the same behind :class:`Plain` (a host store
+#: without the optional ``lease``): the service must behave the same.
+SERVICE_STORE_KINDS = (*STORE_KINDS, "memory-plain", "sqlite-plain")
 
 
-def make_store(kind: str, tmp_path: Path) -> MemoryStore | SQLiteStore:
-    if kind == "memory":
-        return MemoryStore()
-    return SQLiteStore(tmp_path / "consent.db", synchronous="NORMAL")
+def make_store(kind: str, tmp_path: Path) -> Any:
+    backend, _, plain = kind.partition("-")
+    store: MemoryStore | SQLiteStore = (
+        MemoryStore()
+        if backend == "memory"
+        else SQLiteStore(tmp_path / "consent.db", synchronous="NORMAL")
+    )
+    return Plain(store) if plain else store
+
+
+def inner_store(store: Any) -> Any:
+    """The shipped store under any test wrappers."""
+    while not isinstance(store, (MemoryStore, SQLiteStore)):
+        store = store.inner
+    return store
+
+
+class Plain:
+    """A store with only the base protocol: no ``lease`` on ``put`` and
+    ``mark_sent`` (a host store written before that extension)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put(
+        self,
+        consent: Consent,
+        *,
+        expected_version: int,
+        cancel_pending: Collection[MessageKind] = (),
+    ) -> None:
+        self.inner.put(
+            consent, expected_version=expected_version, cancel_pending=cancel_pending
+        )
+
+    def mark_sent(self, key: str) -> None:
+        self.inner.mark_sent(key)
 
 
 class Clock:
@@ -153,13 +192,22 @@ class AsyncStoreAdapter:
 
 
 class ConflictCounter(Interceptor):
-    """Counts the write conflicts a store reports."""
+    """Counts the write conflicts a store reports (over a store that takes
+    the optional ``lease``, which it passes on)."""
 
     conflicts = 0
 
-    def put(self, consent: Consent, **kw: Any) -> None:
+    def put(
+        self,
+        consent: Consent,
+        *,
+        lease: tuple[datetime, datetime] | None = None,
+        **kw: Any,
+    ) -> Any:
         try:
-            self.inner.put(consent, **kw)
+            if lease is None:
+                return self.inner.put(consent, **kw)
+            return self.inner.put(consent, lease=lease, **kw)
         except StaleVersion:
             self.conflicts += 1
             raise
@@ -223,6 +271,7 @@ def mp_worker(  # noqa: PLR0917 (a multiprocessing target)
     rounds: int,
     seed: int,
     sync: Any,
+    leasing: bool = True,
 ) -> None:
     """One process: random interleavings of requests, replies and texts.
 
@@ -231,7 +280,10 @@ def mp_worker(  # noqa: PLR0917 (a multiprocessing target)
     collide on the same records all the time.
     """
     rng = random.Random(seed)
-    store = ConflictCounter(SQLiteStore(path, synchronous="NORMAL"))
+    counter = ConflictCounter(SQLiteStore(path, synchronous="NORMAL"))
+    # Leasing: put and mark_sent claim the next message in their write;
+    # plain: the service claims each message itself (a host store).
+    store: Any = counter if leasing else Plain(counter)
     log: list[tuple[int, int, str, str, str]] = []
 
     def send(message: Outgoing) -> None:
@@ -275,9 +327,9 @@ def mp_worker(  # noqa: PLR0917 (a multiprocessing target)
                     pass
                 except StaleVersion:  # pragma: no cover - bounded retries lost
                     pass
-    store.inner.close()
+    counter.inner.close()
     with open(os.path.join(log_dir, f"conflicts-{worker}"), "w") as f:
-        f.write(str(store.conflicts))
+        f.write(str(counter.conflicts))
     with open(os.path.join(log_dir, f"send-{worker}.jsonl"), "w") as f:
         for entry in log:
             f.write(json.dumps(entry) + "\n")

@@ -30,7 +30,8 @@ ROUNDS = 2
 
 
 @pytest.mark.slow
-def test_processes_sharing_one_sqlite_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("leasing", [True, False], ids=["leasing", "plain"])
+def test_processes_sharing_one_sqlite_file(tmp_path: Path, leasing: bool) -> None:
     path = str(tmp_path / "consent.db")
     SQLiteStore(path).close()  # create the schema once, up front
     ctx = multiprocessing.get_context("spawn")
@@ -38,7 +39,7 @@ def test_processes_sharing_one_sqlite_file(tmp_path: Path) -> None:
     workers = [
         ctx.Process(
             target=mp_worker,
-            args=(path, str(tmp_path), w, CONTACTS, ROUNDS, 1000 + w, sync),
+            args=(path, str(tmp_path), w, CONTACTS, ROUNDS, 1000 + w, sync, leasing),
         )
         for w in range(PROCESSES)
     ]
@@ -108,11 +109,12 @@ def test_processes_sharing_one_sqlite_file(tmp_path: Path) -> None:
             # Each contact received its messages exactly in decision order,
             # so no text reached a contact after its stop confirmation.
             assert by_contact[contact] == expected
+    mode = "leasing" if leasing else "plain"
     conflicts = sum(
         int((tmp_path / f"conflicts-{w}").read_text()) for w in range(PROCESSES)
     )
     print(
-        f"\n{PROCESSES} processes x {CONTACTS} contacts: {elapsed:.1f}s, "
+        f"\n{PROCESSES} processes x {CONTACTS} contacts ({mode}): {elapsed:.1f}s, "
         f"{conflicts} write conflicts retried, outbox {dict(totals)}"
     )
     assert totals["sent"] > CONTACTS

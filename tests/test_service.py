@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
 import io
 import logging
 import sys
@@ -36,12 +37,15 @@ from optin_core._service import AsyncConsentService, ConsentService
 from optin_core._stores import MemoryStore, SQLiteStore
 
 from .service_helpers import (
+    SERVICE_STORE_KINDS,
     STORE_KINDS,
     T0,
     AsyncStoreAdapter,
     Clock,
     Interceptor,
+    Plain,
     Sender,
+    inner_store,
     make_store,
     snapshot,
 )
@@ -70,12 +74,12 @@ class Env:
         self.service.receive(contact, "Yes", message_id=f"yes-{contact}")
 
 
-@pytest.fixture(params=STORE_KINDS)
+@pytest.fixture(params=SERVICE_STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     s = make_store(request.param, tmp_path)
     yield s
-    if isinstance(s, SQLiteStore):
-        s.close()
+    if isinstance(inner_store(s), SQLiteStore):
+        inner_store(s).close()
 
 
 @pytest.fixture
@@ -600,6 +604,119 @@ def test_constructor_validates(store: Any) -> None:
 
 
 # ---------------------------------------------------------------------------
+# The optional lease of put / mark_sent
+
+
+class Recorder:
+    """Records the store methods the service calls, and their keywords."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, tuple(sorted(kwargs))))
+            return method(*args, **kwargs)
+
+        call.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+        return call
+
+    def names(self) -> list[str]:
+        return [name for name, _kw in self.calls]
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_leasing_store_commits_twice_per_message(kind: str, tmp_path: Path) -> None:
+    inner = make_store(kind, tmp_path)
+    env = Env(inner)
+    env.service.request_opt_in(A)
+    spy = Recorder(inner)
+    svc = ConsentService(POLICY, spy, env.sender, clock=env.clock)
+    svc.receive(A, "Yes", message_id="SM1")
+    # The confirmation is claimed by the put, then marked sent: no claim,
+    # no listing of the pending messages.
+    assert spy.names() == ["get", "put", "mark_sent"]
+    assert [kw for _n, kw in spy.calls][1:] == [
+        ("cancel_pending", "expected_version", "lease"),
+        ("lease",),
+    ]
+    assert env.sender.kinds(A)[-1] is MessageKind.OPT_IN_CONFIRMATION
+    assert inner.message_status(env.sender.sent[-1].key) == "sent"
+    assert inner.claimed_version(env.sender.sent[-1].key) == 2
+    assert svc.flush() == 0
+    if isinstance(inner, SQLiteStore):
+        inner.close()
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_plain_store_is_claimed_message_by_message(kind: str, tmp_path: Path) -> None:
+    inner = make_store(kind, tmp_path)
+    env = Env(inner)
+    env.service.request_opt_in(A)
+    spy = Recorder(Plain(inner))
+    svc = ConsentService(POLICY, spy, env.sender, clock=env.clock)
+    svc.receive(A, "Yes", message_id="SM1")
+    assert spy.names() == ["get", "put", "pending", "claim", "mark_sent", "pending"]
+    assert all("lease" not in kw for _n, kw in spy.calls)
+    assert env.sender.kinds(A)[-1] is MessageKind.OPT_IN_CONFIRMATION
+    assert svc.flush() == 0
+    if isinstance(inner, SQLiteStore):
+        inner.close()
+
+
+def test_a_leasing_store_sends_several_messages_in_order(store: Any) -> None:
+    # Disclaimer mode: one decision sends the disclaimer, then the text.
+    env = Env(store, Policy(org_name="Acme", mode=Mode.DISCLAIMER))
+    env.sender.fail = lambda m: m.kind is MessageKind.TEXT
+    first = env.service.send_text(A, "hello").outgoing
+    assert env.sender.kinds(A) == [first[0].kind]  # the text waits, pending
+    env.sender.fail = None
+    second = env.service.send_text(A, "again").outgoing
+    # The failed text goes first, then the new one, in decision order.
+    assert env.sender.keys() == [m.key for m in (*first, *second)]
+    assert env.service.flush() == 0
+
+
+def test_lease_support_is_detected_per_method(tmp_path: Path) -> None:
+    class KwargsOnly(Plain):
+        def put(self, consent: Consent, **kw: Any) -> None:
+            self.inner.put(consent, **kw)
+
+    class MarkOnly(Plain):
+        def mark_sent(self, key: str, *, lease: Any = None) -> Any:
+            return self.inner.mark_sent(key, lease=lease)
+
+    def flags(store: Any) -> tuple[bool, bool]:
+        svc = ConsentService(POLICY, store, Sender())
+        return svc._put_leases, svc._mark_leases
+
+    assert flags(MemoryStore()) == (True, True)
+    with SQLiteStore(tmp_path / "c.db") as s:
+        assert flags(s) == (True, True)
+    assert flags(Plain(MemoryStore())) == (False, False)
+    assert flags(KwargsOnly(MemoryStore())) == (False, False)  # **kw: not assumed
+    assert flags(MarkOnly(MemoryStore())) == (False, True)
+    assert flags(AsyncStoreAdapter(MemoryStore())) == (False, False)
+
+
+def test_a_store_that_only_leases_on_mark_sent(tmp_path: Path) -> None:
+    class MarkOnly(Plain):
+        def mark_sent(self, key: str, *, lease: Any = None) -> Any:
+            return self.inner.mark_sent(key, lease=lease)
+
+    inner = MemoryStore()
+    env = Env(MarkOnly(inner))
+    env.sender.fail_first(1)
+    env.service.request_opt_in(A)
+    env.service.receive(A, "help", message_id="h")  # request, then HELP
+    assert env.sender.kinds(A) == [MessageKind.OPT_IN_REQUEST, MessageKind.HELP]
+    assert env.service.flush() == 0
+
+
+# ---------------------------------------------------------------------------
 # Async
 
 
@@ -661,6 +778,49 @@ def test_async_service_with_async_store_and_sync_send() -> None:
     asyncio.run(main())
     assert sender.kinds() == [MessageKind.TEXT, MessageKind.STOP_CONFIRMATION]
     assert inner.get(A).version == 4  # type: ignore[union-attr]
+
+
+class LeasingAsyncStoreAdapter(AsyncStoreAdapter):
+    """An :class:`AsyncStore` with the optional ``lease``."""
+
+    async def put(  # type: ignore[override]
+        self, consent: Consent, *, lease: Any = None, **kw: Any
+    ) -> Outgoing | None:
+        result: Outgoing | None = self.inner.put(consent, lease=lease, **kw)
+        return result
+
+    async def mark_sent(  # type: ignore[override]
+        self, key: str, *, lease: Any = None
+    ) -> Outgoing | None:
+        result: Outgoing | None = self.inner.mark_sent(key, lease=lease)
+        return result
+
+
+def test_async_service_with_a_leasing_async_store() -> None:
+    inner = MemoryStore()
+    sender = Sender()
+    sender.fail_first(1)
+
+    async def main() -> None:
+        svc = AsyncConsentService(
+            POLICY,
+            LeasingAsyncStoreAdapter(inner),
+            sender,
+            clock=Clock(),
+            on_send_error=lambda m, e: None,
+        )
+        assert (svc._put_leases, svc._mark_leases) == (True, True)
+        await svc.request_opt_in(A)  # fails, stays pending
+        await svc.receive(A, "help", message_id="h")  # request, then HELP
+        await svc.receive(A, "yes", message_id="y")
+        assert await svc.flush() == 0
+
+    asyncio.run(main())
+    assert sender.kinds() == [
+        MessageKind.OPT_IN_REQUEST,
+        MessageKind.HELP,
+        MessageKind.OPT_IN_CONFIRMATION,
+    ]
 
 
 # ---------------------------------------------------------------------------

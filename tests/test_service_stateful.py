@@ -38,6 +38,7 @@ from optin_core._stores import MemoryStore, SQLiteStore
 from .service_helpers import (
     Clock,
     Interceptor,
+    Plain,
     Sender,
     cancellable,
     decided,
@@ -62,16 +63,29 @@ class FlakyStore(Interceptor):
         self.rng = rng
         self.flaky = True
 
-    def put(self, consent: Consent, **kw: Any) -> None:
+    def put(self, consent: Consent, **kw: Any) -> Any:
         if self.flaky and self.rng.random() < 0.3:
             raise StaleVersion(
                 consent.contact, expected=kw["expected_version"], found=None
             )
-        self.inner.put(consent, **kw)
+        return self.inner.put(consent, **kw)
+
+
+class LeasingFlakyStore(FlakyStore):
+    """:class:`FlakyStore` whose ``put`` takes the optional ``lease``."""
+
+    def put(self, consent: Consent, *, lease: Any = None, **kw: Any) -> Any:
+        if lease is not None:
+            kw["lease"] = lease
+        return super().put(consent, **kw)
 
 
 class ShellMachine(RuleBasedStateMachine):
     backend = "memory"
+    #: "leasing": put and mark_sent claim the next message in their write;
+    #: "mixed": only mark_sent does (a ``**kw`` wrapper hides put's lease);
+    #: "plain": neither (a host store without the extension).
+    mode = "leasing"
 
     def __init__(self) -> None:
         super().__init__()
@@ -88,7 +102,13 @@ class ShellMachine(RuleBasedStateMachine):
     @initialize(seed=st.integers(0, 2**32 - 1))
     def setup(self, seed: int) -> None:
         rng = random.Random(seed)
-        self.store = FlakyStore(self.inner, rng)
+        self.store: FlakyStore
+        if self.mode == "leasing":
+            self.store = LeasingFlakyStore(self.inner, rng)
+        elif self.mode == "mixed":
+            self.store = FlakyStore(self.inner, rng)
+        else:
+            self.store = FlakyStore(Plain(self.inner), rng)
         self.sender.fail = lambda _m: self.flaky_send and rng.random() < 0.3
         self.service = ConsentService(
             POLICY,
@@ -188,17 +208,28 @@ class SQLiteShellMachine(ShellMachine):
     backend = "sqlite"
 
 
-TestShellMemory = ShellMachine.TestCase
-TestShellMemory.settings = settings(
-    max_examples=150,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-TestShellSQLite = SQLiteShellMachine.TestCase
-TestShellSQLite.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def _machine(base: type[ShellMachine], mode: str) -> type[ShellMachine]:
+    return type(f"{base.__name__}_{mode}", (base,), {"mode": mode})
+
+
+def _settings(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+TestShellMemory = _machine(ShellMachine, "leasing").TestCase
+TestShellMemory.settings = _settings(150, 40)
+TestShellMemoryMixed = _machine(ShellMachine, "mixed").TestCase
+TestShellMemoryMixed.settings = _settings(60, 40)
+TestShellMemoryPlain = _machine(ShellMachine, "plain").TestCase
+TestShellMemoryPlain.settings = _settings(100, 40)
+TestShellSQLite = _machine(SQLiteShellMachine, "leasing").TestCase
+TestShellSQLite.settings = _settings(40, 30)
+TestShellSQLiteMixed = _machine(SQLiteShellMachine, "mixed").TestCase
+TestShellSQLiteMixed.settings = _settings(20, 30)
+TestShellSQLitePlain = _machine(SQLiteShellMachine, "plain").TestCase
+TestShellSQLitePlain.settings = _settings(40, 30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import pickle
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from optin_core import (
     cancelled_by_stop,
     decide,
 )
-from optin_core._stores import MemoryStore, SQLiteStore, Store
+from optin_core._stores import Lease, MemoryStore, SQLiteStore, Store
 
 from .service_helpers import STORE_KINDS, T0, make_store
 
@@ -397,13 +398,16 @@ def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
 
 
 def test_sqlite_store_pickles_to_its_settings(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path / "c.db", timeout=5, synchronous="NORMAL") as s:
+    with SQLiteStore(
+        tmp_path / "c.db", timeout=5, synchronous="NORMAL", cache_size=7
+    ) as s:
         save(s, opted_in(), 0)
         clone = pickle.loads(pickle.dumps(s))
-        assert (clone.path, clone.timeout, clone.synchronous) == (
+        assert (clone.path, clone.timeout, clone.synchronous, clone.cache_size) == (
             s.path,
             5.0,
             "NORMAL",
+            7,
         )
         assert clone.get("+15550001") == s.get("+15550001")
         clone.close()
@@ -495,3 +499,254 @@ def test_sqlite_retries_the_switch_to_wal(tmp_path: Path) -> None:
         s.timeout = 0
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             s._enable_wal(_FlakyPragma(1000))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# The optional lease of put and mark_sent
+
+L = Lease(T0 + LEASE, T0)
+
+
+def test_put_with_lease_claims_the_head_then_mark_sent_the_next(store: Any) -> None:
+    c = opted_in()  # two new messages: the request, then the confirmation
+    request, confirmation = (m for e in c.history for m in e.sent)
+    assert store.put(c, expected_version=0, lease=L) == request
+    assert store.claimed_version(request.key) == 2
+    assert store.pending() == [request, confirmation]  # claimed: still pending
+    assert not store.claim(request.key, until=T0 + LEASE, now=T0)  # leased
+    assert not store.claim(confirmation.key, until=T0 + LEASE, now=T0)  # order
+    assert store.mark_sent(request.key, lease=L) == confirmation
+    assert store.message_status(request.key) == "sent"
+    assert store.claimed_version(confirmation.key) == 2
+    assert not store.claim(confirmation.key, until=T0 + LEASE, now=T0)  # leased
+    assert store.mark_sent(confirmation.key, lease=L) is None
+    assert store.pending() == []
+    assert store.mark_sent(confirmation.key, lease=L) is None  # idempotent
+    assert store.mark_sent("nope", lease=L) is None
+
+
+def test_put_with_lease_leaves_a_held_queue_to_its_sender(store: Any) -> None:
+    first = step(Consent.new("+15550001"), RequestOptIn(at=T0))
+    (request,) = first.history[-1].sent
+    save(store, first, 0)
+    assert store.claim(request.key, until=T0 + LEASE, now=T0)  # another sender
+    second = step(first, Inbound(text="yes", at=T0, message_id="m1"))
+    (confirmation,) = second.history[-1].sent
+    assert store.put(second, expected_version=1, lease=L) is None
+    # Its sender, done, takes the next message in the same write.
+    assert store.mark_sent(request.key, lease=L) == confirmation
+
+
+def test_put_with_lease_claims_an_older_message_first(store: Any) -> None:
+    first = step(Consent.new("+15550001"), RequestOptIn(at=T0))
+    (request,) = first.history[-1].sent
+    save(store, first, 0)
+    assert store.claim(request.key, until=T0 + LEASE, now=T0)
+    store.release(request.key)  # its send failed
+    second = step(first, Inbound(text="yes", at=T0, message_id="m1"))
+    (confirmation,) = second.history[-1].sent
+    assert store.put(second, expected_version=1, lease=L) == request
+    assert store.mark_sent(request.key, lease=L) == confirmation
+
+
+def test_put_with_lease_reclaims_an_expired_lease(store: Any) -> None:
+    first = step(Consent.new("+15550001"), RequestOptIn(at=T0))
+    (request,) = first.history[-1].sent
+    save(store, first, 0)
+    assert store.claim(request.key, until=T0 + LEASE, now=T0)  # then crashed
+    second = step(first, Inbound(text="yes", at=T0, message_id="m1"))
+    later = Lease(T0 + 3 * LEASE, T0 + LEASE)
+    assert store.put(second, expected_version=1, lease=later) == request
+
+
+def test_put_with_lease_and_no_new_message(store: Any) -> None:
+    texted, key = _with_text(store)
+    revoked = step(texted, Revoke(at=T0, by="compliance", reason="call"))
+    assert not any(e.sent for e in revoked.history[texted.version :])
+    assert store.put(revoked, expected_version=texted.version, lease=L).key == key
+    assert store.mark_sent(key, lease=L) is None
+
+
+def test_a_stop_put_with_lease_cancels_then_claims_the_confirmation(
+    store: Any,
+) -> None:
+    texted, key = _with_text(store)
+    decision = decide(texted, Inbound(text="STOP", at=T0, message_id="s1"), POLICY)
+    (conf,) = decision.outgoing
+    claimed = store.put(
+        decision.consent,
+        expected_version=texted.version,
+        cancel_pending=cancelled_by_stop(decision),
+        lease=L,
+    )
+    assert claimed == conf
+    assert store.message_status(key) == "cancelled"
+
+
+def test_a_text_in_flight_holds_a_stop_put_with_lease(store: Any) -> None:
+    texted, key = _with_text(store)
+    assert store.claim(key, until=T0 + LEASE, now=T0)  # being sent
+    decision = decide(texted, Inbound(text="STOP", at=T0, message_id="s1"), POLICY)
+    (conf,) = decision.outgoing
+    assert (
+        store.put(
+            decision.consent,
+            expected_version=texted.version,
+            cancel_pending=cancelled_by_stop(decision),
+            lease=L,
+        )
+        is None
+    )
+    assert store.mark_sent(key, lease=L) == conf  # the text went; then the stop
+    assert store.message_status(key) == "sent"
+    assert store.claimed_version(conf.key) == texted.version + 1
+
+
+def test_a_stale_put_with_lease_claims_nothing(store: Any) -> None:
+    first = step(Consent.new("+15550001"), RequestOptIn(at=T0))
+    (request,) = first.history[-1].sent
+    save(store, first, 0)
+    with pytest.raises(StaleVersion):
+        store.put(first, expected_version=0, lease=L)
+    assert store.claimed_version(request.key) is None
+    assert store.claim(request.key, until=T0 + LEASE, now=T0)
+
+
+@pytest.mark.parametrize(
+    ("lease", "error"),
+    [
+        ((T0,), TypeError),
+        ([T0 + LEASE, T0], TypeError),
+        (("later", T0), TypeError),
+        ((T0.replace(tzinfo=None), T0), ValueError),
+        ((T0 + LEASE, T0.replace(tzinfo=None)), ValueError),
+    ],
+)
+def test_the_lease_argument_is_checked_before_any_write(
+    store: Any, lease: Any, error: type[Exception]
+) -> None:
+    c = opted_in()
+    with pytest.raises(error, match="lease"):
+        store.put(c, expected_version=0, lease=lease)
+    assert store.get(c.contact) is None
+    save(store, c, 0)
+    (request, _conf) = store.pending()
+    with pytest.raises(error, match="lease"):
+        store.mark_sent(request.key, lease=lease)
+    assert store.message_status(request.key) == "pending"
+
+
+def test_sqlite_mark_sent_with_lease_sees_a_message_added_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The writer of a message queued behind one being sent leaves it to that
+    message's sender: mark_sent must look again after marking."""
+    path = tmp_path / "c.db"
+    with SQLiteStore(path) as s, SQLiteStore(path) as other:
+        first = step(Consent.new("+15550001"), RequestOptIn(at=T0))
+        (request,) = first.history[-1].sent
+        assert s.put(first, expected_version=0, lease=L) == request
+        second = step(first, Inbound(text="yes", at=T0, message_id="m1"))
+        (confirmation,) = second.history[-1].sent
+        conn = s._conn()
+
+        class Racing:
+            """Runs the other writer's put just before the mark."""
+
+            def execute(self, sql: str, *args: Any) -> Any:
+                if sql.startswith("UPDATE outbox SET status = 'sent'"):
+                    assert other.put(second, expected_version=1, lease=L) is None
+                return conn.execute(sql, *args)
+
+        s._local.conn = (os.getpid(), Racing())
+        assert s.mark_sent(request.key, lease=L) == confirmation
+        s._local.conn = (os.getpid(), conn)
+        assert s.message_status(request.key) == "sent"
+
+
+def test_sqlite_put_with_lease_falls_back_when_the_key_exists(tmp_path: Path) -> None:
+    """A message row already there (rows edited by hand) is not assumed
+    claimed by an insert that was ignored."""
+    path = tmp_path / "c.db"
+    first = step(Consent.new("+15550001"), RequestOptIn(at=T0))
+    (request,) = first.history[-1].sent
+    with SQLiteStore(path) as s:
+        save(s, first, 0)
+        assert s.claim(request.key, until=T0 + LEASE, now=T0)
+        s.mark_sent(request.key)
+    _raw(path, "DELETE FROM consents")
+    with SQLiteStore(path) as s:
+        assert s.put(first, expected_version=0, lease=L) is None
+        assert s.message_status(request.key) == "sent"
+
+
+# ---------------------------------------------------------------------------
+# SQLiteStore's record cache
+
+
+def test_sqlite_cache_serves_a_record_only_at_its_stored_version(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.db"
+    with SQLiteStore(path) as s, SQLiteStore(path) as other:
+        first = step(Consent.new("+15550001"), RequestOptIn(at=T0))
+        save(s, first, 0)
+        assert s.get(first.contact) is first  # what it wrote
+        read = other.get(first.contact)
+        assert read == first
+        assert read is not first
+        assert other.get(first.contact) is read  # parsed once
+        second = step(first, Inbound(text="yes", at=T0, message_id="m1"))
+        save(other, second, 1)  # another writer (or process) moves on
+        fresh = s.get(first.contact)
+        assert fresh == second  # never the stale version 1
+        assert fresh is not second
+        assert s.get(first.contact) is fresh
+        _raw(path, "DELETE FROM consents")
+        assert s.get(first.contact) is None
+        assert s.get(first.contact) is None
+
+
+def test_sqlite_cache_is_a_bounded_lru(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "c.db", cache_size=2) as s:
+        a, b, c = (opted_in(f"+1555000{i}") for i in range(3))
+        for record in (a, b, c):
+            save(s, record, 0)
+        assert s.get(c.contact) is c
+        assert s.get(b.contact) is b
+        read = s.get(a.contact)  # evicted: read back
+        assert read == a
+        assert read is not a
+        assert s.get(c.contact) is not c  # least recently used: evicted
+    with SQLiteStore(tmp_path / "c.db", cache_size=0) as s:
+        assert s.get(a.contact) == a
+        assert s.get(a.contact) is not s.get(a.contact)
+
+
+def test_sqlite_cache_is_shared_by_threads(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "c.db", cache_size=3) as s:
+        records = [opted_in(f"+1555000{i}") for i in range(6)]
+        for record in records:
+            save(s, record, 0)
+        errors: list[BaseException] = []
+
+        def reader(n: int) -> None:
+            try:
+                for i in range(200):
+                    record = records[(i + n) % len(records)]
+                    assert s.get(record.contact) == record
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+
+
+def test_sqlite_rejects_a_bad_cache_size(tmp_path: Path) -> None:
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="cache_size"):
+            SQLiteStore(tmp_path / "c.db", cache_size=bad)  # type: ignore[arg-type]

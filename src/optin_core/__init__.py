@@ -46,7 +46,14 @@ from ._records import (
 )
 from ._service import AsyncConsentService, ConsentService, SendErrorHandler
 from ._sms import SmsInfo, sms_info
-from ._stores import AsyncStore, MemoryStore, MessageStatus, SQLiteStore, Store
+from ._stores import (
+    AsyncStore,
+    Lease,
+    MemoryStore,
+    MessageStatus,
+    SQLiteStore,
+    Store,
+)
 
 __version__ = "0.1.0"
 
@@ -69,6 +76,7 @@ __all__ = [
     "InvalidInput",
     "KeywordCollision",
     "KeywordIndex",
+    "Lease",
     "MatchRule",
     "MemoryStore",
     "MessageKind",

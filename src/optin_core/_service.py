@@ -11,7 +11,10 @@ An operation is: load the record (or a new one), decide, and if the record
 changed save it by compare-and-set, retrying on
 :class:`~optin_core.StaleVersion` with a fresh load; then deliver the
 contact's pending messages, in order, each claimed under a lease, sent, then
-marked sent. See ``docs/service.md`` for the guarantees.
+marked sent. A store whose ``put`` / ``mark_sent`` take the optional
+``lease`` claims the contact's next message in the same transaction, which
+saves a commit (and a query) per message. See ``docs/service.md`` for the
+guarantees.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from ._records import (
     Revoke,
     SendText,
 )
-from ._stores import AsyncStore, Store
+from ._stores import AsyncStore, Lease, Store
 
 __all__ = [
     "AsyncConsentService",
@@ -92,6 +95,18 @@ def _advance(steps: _Steps[_T], outcome: _Outcome) -> _Request | _Done[_T]:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _takes_lease(method: Any) -> bool:
+    """Whether a store method names the optional ``lease`` keyword."""
+    try:
+        parameter = inspect.signature(method).parameters.get("lease")
+    except (TypeError, ValueError):  # no signature to read: assume not
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
 
 
 def _default_send_error(message: Outgoing, error: Exception) -> None:
@@ -150,6 +165,9 @@ class _Shell:
         self._on_send_error = (
             _default_send_error if on_send_error is None else on_send_error
         )
+        # The optional extension of the protocol, detected once per method.
+        self._put_leases = _takes_lease(store.put)
+        self._mark_leases = _takes_lease(store.mark_sent)
 
     def __repr__(self) -> str:
         return (
@@ -264,6 +282,10 @@ class _Shell:
             )
         return record
 
+    def _lease(self) -> Lease:
+        now = self._now()
+        return Lease(now + self.lease, now)
+
     def _apply(self, contact: str, input: Input) -> _Steps[Decision]:
         conflict: StaleVersion | None = None
         for _ in range(self.max_retries):
@@ -271,66 +293,95 @@ class _Shell:
             decision = decide(loaded, input, self.policy)
             if not decision.changed:
                 return decision
+            kwargs: dict[str, Any] = {
+                "expected_version": loaded.version,
+                "cancel_pending": cancelled_by_stop(decision),
+            }
+            if self._put_leases:
+                # The store claims the contact's next message in this write.
+                kwargs["lease"] = self._lease()
             try:
-                yield _StoreCall(
-                    "put",
-                    (decision.consent,),
-                    {
-                        "expected_version": loaded.version,
-                        "cancel_pending": cancelled_by_stop(decision),
-                    },
-                )
+                claimed = yield _StoreCall("put", (decision.consent,), kwargs)
             except StaleVersion as e:
                 conflict = e
                 continue
-            yield from self._drain(contact)
+            if self._put_leases:
+                yield from self._drain(contact, claimed, look=False)
+            else:
+                yield from self._drain(contact)
             return decision
         assert conflict is not None
         raise conflict
 
-    def _drain(self, contact: str) -> _Steps[int]:
+    def _drain(
+        self, contact: str, claimed: Outgoing | None = None, *, look: bool = True
+    ) -> _Steps[int]:
         """Deliver ``contact``'s pending messages in order; the number sent.
 
-        Stops at the first failed send (the later messages wait behind it),
-        and when the head of the queue is being sent by someone else (who
-        drains the rest when done).
+        ``claimed`` is a message the store already leased to this caller
+        (``put`` or ``mark_sent`` with a ``lease``); ``look=False`` when the
+        store has just said that no other message of the contact can be
+        claimed, so there is no need to list them. Stops at the first failed
+        send (the later messages wait behind it), and when the head of the
+        queue is being sent by someone else (who drains the rest when done).
         """
         sent = 0
         while True:
+            while claimed is not None:
+                delivered, claimed, look = yield from self._send_claimed(claimed)
+                if not delivered:
+                    return sent
+                sent += 1
+            if not look:
+                return sent
             messages: list[Outgoing] = yield _StoreCall(
                 "pending", (), {"contact": contact}
             )
             progressed = False
             for message in messages:
-                outcome = yield from self._deliver(message)
-                if outcome is None:
+                lease = self._lease()
+                if not (
+                    yield _StoreCall(
+                        "claim",
+                        (message.key,),
+                        {"until": lease.until, "now": lease.now},
+                    )
+                ):
+                    continue  # sent, cancelled or in another sender's hands
+                delivered, claimed, look = yield from self._send_claimed(message)
+                if not delivered:
                     return sent
-                if outcome:
-                    sent += 1
-                    progressed = True
-            if not progressed:
-                return sent
+                sent += 1
+                progressed = True
+                if claimed is not None or not look:
+                    break  # the store leased the next one, or has none
+            else:
+                if not progressed:
+                    return sent
 
-    def _deliver(self, message: Outgoing) -> _Steps[bool | None]:
-        """Claim, send and mark one message.
+    def _send_claimed(
+        self, message: Outgoing
+    ) -> _Steps[tuple[bool, Outgoing | None, bool]]:
+        """Send a message leased to this caller, then mark it sent.
 
-        True when sent, False when not claimed (sent, cancelled or in the
-        hands of another sender), None when ``send`` failed.
+        ``(delivered, next, look)``: whether ``send`` succeeded (if not, the
+        message is released), the contact's next message when ``mark_sent``
+        leased it to this caller, and whether the pending messages must be
+        listed to find the next one.
         """
-        now = self._now()
-        claimed = yield _StoreCall(
-            "claim", (message.key,), {"until": now + self.lease, "now": now}
-        )
-        if not claimed:
-            return False
         try:
             yield _SendCall(message)
         except Exception as error:
             yield _StoreCall("release", (message.key,))
             self._on_send_error(message, error)
-            return None
-        yield _StoreCall("mark_sent", (message.key,))
-        return True
+            return False, None, False
+        if not self._mark_leases:
+            yield _StoreCall("mark_sent", (message.key,))
+            return True, None, True
+        claimed = yield _StoreCall(
+            "mark_sent", (message.key,), {"lease": self._lease()}
+        )
+        return True, claimed, False
 
     def _flush_steps(self, limit: int | None) -> _Steps[int]:
         messages: list[Outgoing] = yield _StoreCall("pending", (), {"limit": limit})

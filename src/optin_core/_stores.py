@@ -23,9 +23,18 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeAlias, cast, runtime_checkable
+from typing import (
+    Any,
+    Literal,
+    NamedTuple,
+    Protocol,
+    TypeAlias,
+    cast,
+    runtime_checkable,
+)
 
 import attrs
 
@@ -33,10 +42,30 @@ from ._enums import MessageKind
 from ._errors import RecordError, StaleVersion
 from ._records import Consent, Outgoing
 
-__all__ = ["AsyncStore", "MemoryStore", "MessageStatus", "SQLiteStore", "Store"]
+__all__ = [
+    "AsyncStore",
+    "Lease",
+    "MemoryStore",
+    "MessageStatus",
+    "SQLiteStore",
+    "Store",
+]
 
 #: Where a message of the outbox stands.
 MessageStatus: TypeAlias = Literal["pending", "sent", "cancelled"]
+
+
+class Lease(NamedTuple):
+    """The ``lease`` a service may pass to :meth:`Store.put` and
+    :meth:`Store.mark_sent` (the optional extension of the protocol): claim the
+    contact's next message in the same transaction, exactly as
+    ``claim(key, until=until, now=now)`` would.
+
+    .. versionadded:: 0.1.0
+    """
+
+    until: datetime
+    now: datetime
 
 
 @runtime_checkable
@@ -47,6 +76,21 @@ class Store(Protocol):
     relies on it for "nothing lost, nothing sent twice". The messages of the
     outbox are keyed by :attr:`Outgoing.key`, unique across contacts, and
     ordered per contact by the order of the writes that created them.
+
+    **Optional: leasing in the same write.** A store may also accept a
+    keyword-only ``lease`` argument (a :class:`Lease`, ``(until, now)``,
+    default ``None``) on :meth:`put` and/or :meth:`mark_sent`. When given,
+    the method, in the same transaction and after its own work, claims the
+    contact's next message exactly as ``claim(key, until=until, now=now)``
+    would for the oldest pending message of that contact, and returns that
+    :class:`Outgoing`, or ``None`` when no message of the contact can be
+    claimed (nothing pending, or the head of its queue is being sent by
+    someone else). A ``put`` that raises :class:`~optin_core.StaleVersion`
+    claims nothing. This saves the service one commit per operation (and a
+    query per message). The service uses it only on a method whose signature
+    names a ``lease`` parameter, and otherwise calls :meth:`claim` and
+    :meth:`pending` as before: stores without it keep working unchanged.
+    ``MemoryStore`` and ``SQLiteStore`` implement it.
 
     .. versionadded:: 0.1.0
     """
@@ -65,7 +109,7 @@ class Store(Protocol):
         *,
         expected_version: int,
         cancel_pending: Collection[MessageKind] = (),
-    ) -> None:
+    ) -> Outgoing | None:
         """Compare-and-set: save ``consent`` if the stored version is still
         ``expected_version`` (``0``: no record may exist yet).
 
@@ -80,7 +124,9 @@ class Store(Protocol):
 
         Raises :class:`~optin_core.StaleVersion` (``found`` = the stored
         version, ``None`` when absent) and writes nothing when the stored
-        version differs.
+        version differs. Returns ``None`` (or, for a store implementing the
+        optional ``lease`` argument and given one, the message it claimed:
+        see the class docstring).
         """
         ...
 
@@ -108,11 +154,13 @@ class Store(Protocol):
         claimed again at once. Idempotent."""
         ...
 
-    def mark_sent(self, key: str) -> None:
+    def mark_sent(self, key: str) -> Outgoing | None:
         """Record that ``key`` was handed to the provider. Idempotent.
 
         Also applies to a message cancelled while it was being sent: it did
-        go, and the outbox says so.
+        go, and the outbox says so. Returns ``None`` (or, with the optional
+        ``lease``, the contact's next message, claimed in the same
+        transaction: see the class docstring).
         """
         ...
 
@@ -122,7 +170,8 @@ class AsyncStore(Protocol):
     """:class:`Store` with coroutine methods, for
     :class:`~optin_core.AsyncConsentService` over an async database driver.
 
-    Same contract as :class:`Store`, method by method.
+    Same contract as :class:`Store`, method by method, including the
+    optional ``lease`` argument of ``put`` and ``mark_sent``.
 
     .. versionadded:: 0.1.0
     """
@@ -135,7 +184,7 @@ class AsyncStore(Protocol):
         *,
         expected_version: int,
         cancel_pending: Collection[MessageKind] = (),
-    ) -> None: ...
+    ) -> Outgoing | None: ...
 
     async def pending(
         self, *, contact: str | None = None, limit: int | None = None
@@ -145,7 +194,7 @@ class AsyncStore(Protocol):
 
     async def release(self, key: str) -> None: ...
 
-    async def mark_sent(self, key: str) -> None: ...
+    async def mark_sent(self, key: str) -> Outgoing | None: ...
 
 
 def new_messages(
@@ -194,6 +243,18 @@ def _kinds(cancel_pending: Collection[MessageKind]) -> frozenset[MessageKind]:
     return kinds
 
 
+def _lease(lease: tuple[datetime, datetime] | None) -> Lease | None:
+    """``lease`` checked (two aware datetimes), before anything is written."""
+    if lease is None:
+        return None
+    if not isinstance(lease, tuple) or len(lease) != 2:
+        raise TypeError(f"lease must be a Lease(until, now) or None, got {lease!r}")
+    until, now = lease
+    _ts(until, "lease.until")
+    _ts(now, "lease.now")
+    return Lease(until, now)
+
+
 # ---------------------------------------------------------------------------
 # MemoryStore
 
@@ -236,9 +297,11 @@ class MemoryStore:
         *,
         expected_version: int,
         cancel_pending: Collection[MessageKind] = (),
-    ) -> None:
+        lease: tuple[datetime, datetime] | None = None,
+    ) -> Outgoing | None:
         added = list(new_messages(consent, expected_version))
         kinds = _kinds(cancel_pending)
+        leased = _lease(lease)
         contact = consent.contact
         with self._lock:
             current = self._records.get(contact)
@@ -262,6 +325,7 @@ class MemoryStore:
                 self._entries[message.key] = entry
                 self._pending[message.key] = entry
                 queue.append(entry)
+            return None if leased is None else self._claim_next(contact, leased)
 
     def pending(
         self, *, contact: str | None = None, limit: int | None = None
@@ -280,25 +344,36 @@ class MemoryStore:
     def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
         with self._lock:
             entry = self._pending.get(key)
-            if entry is None or (
-                entry.leased_until is not None and entry.leased_until > now
-            ):
+            return entry is not None and self._claim(entry, until, now)
+
+    def _claim(self, entry: _Entry, until: datetime, now: datetime) -> bool:
+        """Lease ``entry`` (a pending one) if :meth:`claim` allows it."""
+        if entry.leased_until is not None and entry.leased_until > now:
+            return False
+        queue = self._open[entry.message.contact]
+        for earlier in list(queue):
+            if earlier is entry:
+                break
+            if earlier.status == "pending":
                 return False
-            queue = self._open[entry.message.contact]
-            for earlier in list(queue):
-                if earlier is entry:
-                    break
-                if earlier.status == "pending":
-                    return False
-                # A cancelled message still being sent holds the queue until
-                # its sender reports or its lease runs out.
-                if earlier.leased_until is not None and earlier.leased_until > now:
-                    return False
-                queue.remove(earlier)
-            entry.leased_until = until
-            record = self._records.get(entry.message.contact)
-            entry.claimed_version = None if record is None else record.version
-            return True
+            # A cancelled message still being sent holds the queue until
+            # its sender reports or its lease runs out.
+            if earlier.leased_until is not None and earlier.leased_until > now:
+                return False
+            queue.remove(earlier)
+        entry.leased_until = until
+        record = self._records.get(entry.message.contact)
+        entry.claimed_version = None if record is None else record.version
+        return True
+
+    def _claim_next(self, contact: str, lease: Lease) -> Outgoing | None:
+        """Claim ``contact``'s oldest pending message, if it can be claimed."""
+        head = next(
+            (e for e in self._open.get(contact, ()) if e.status == "pending"), None
+        )
+        if head is None or not self._claim(head, lease.until, lease.now):
+            return None
+        return head.message
 
     def release(self, key: str) -> None:
         with self._lock:
@@ -309,15 +384,22 @@ class MemoryStore:
             if entry.status == "cancelled":
                 self._close(entry)
 
-    def mark_sent(self, key: str) -> None:
+    def mark_sent(
+        self, key: str, *, lease: tuple[datetime, datetime] | None = None
+    ) -> Outgoing | None:
+        leased = _lease(lease)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or entry.status == "sent":
-                return
-            entry.status = "sent"
-            entry.leased_until = None
-            self._pending.pop(key, None)
-            self._close(entry)
+            if entry is None:
+                return None
+            if entry.status != "sent":
+                entry.status = "sent"
+                entry.leased_until = None
+                self._pending.pop(key, None)
+                self._close(entry)
+            if leased is None:
+                return None
+            return self._claim_next(entry.message.contact, leased)
 
     def _close(self, entry: _Entry) -> None:
         queue = self._open.get(entry.message.contact, [])
@@ -390,6 +472,86 @@ WHERE key = :key
 """
 
 
+_GET = """
+SELECT version, CASE version WHEN :cached THEN NULL ELSE data END
+FROM consents WHERE contact = :contact
+"""
+
+_MARK_SENT = (
+    "UPDATE outbox SET status = 'sent', leased_until = NULL "
+    "WHERE key = ? AND status != 'sent'"
+)
+
+_HEAD = """
+SELECT key, data FROM outbox
+WHERE contact = ? AND status = 'pending' ORDER BY seq LIMIT 1
+"""
+
+#: The oldest pending message of the contact of :key, other than :key.
+_NEXT = """
+SELECT contact, key, data FROM outbox
+WHERE contact = (SELECT contact FROM outbox WHERE key = :key)
+  AND status = 'pending' AND key != :key
+ORDER BY seq LIMIT 1
+"""
+
+#: Whether a message of the contact holds its queue (see _CLAIM).
+_HELD = """
+SELECT 1 FROM outbox
+WHERE contact = :contact
+  AND (status = 'pending' OR (status = 'cancelled' AND leased_until > :now))
+LIMIT 1
+"""
+
+_INSERT = (
+    "INSERT OR IGNORE INTO outbox "
+    "(key, contact, version, position, kind, data, leased_until, claimed_version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class _RecordCache:
+    """A bounded LRU ``contact -> Consent`` of the records a store read or
+    wrote, shared by the threads of one process.
+
+    Records are immutable and a ``(contact, version)`` pair is written once
+    (compare-and-set), so a cached record is served only when the version
+    column of the row, read in the same query, still names it: the database
+    stays the truth, across threads and processes.
+    """
+
+    __slots__ = ("_lock", "_records", "pid", "size")
+
+    def __init__(self, size: int, pid: int) -> None:
+        self.size = size
+        self.pid = pid
+        self._lock = threading.Lock()
+        self._records: OrderedDict[str, Consent] = OrderedDict()
+
+    def get(self, contact: str) -> Consent | None:
+        with self._lock:
+            record = self._records.get(contact)
+            if record is not None:
+                self._records.move_to_end(contact)
+            return record
+
+    def add(self, record: Consent) -> None:
+        if not self.size:
+            return
+        contact = record.contact
+        with self._lock:
+            held = self._records.get(contact)
+            if held is None or held.version <= record.version:
+                self._records[contact] = record
+            self._records.move_to_end(contact)
+            if len(self._records) > self.size:
+                self._records.popitem(last=False)
+
+    def drop(self, contact: str) -> None:
+        with self._lock:
+            self._records.pop(contact, None)
+
+
 def _ts(value: datetime, name: str) -> float:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
@@ -412,12 +574,24 @@ class SQLiteStore:
       :class:`~optin_core.RecordError` naming the contact;
     * one connection per thread and process, opened lazily: a store object
       survives ``fork`` (the child opens its own connections and never
-      touches the parent's) and pickles to its path for ``spawn``.
+      touches the parent's) and pickles to its path for ``spawn``;
+    * the optional ``lease`` of :meth:`put` and :meth:`mark_sent` (see
+      :class:`Store`), so that a service operation commits twice (the record
+      with its first message already claimed, then "sent"), not three times.
 
     ``synchronous`` is SQLite's durability setting: ``"FULL"`` (default)
     survives power loss; ``"NORMAL"`` survives a crash of the process and is
     faster. The schema is created on first use. Use as a context manager, or
     call :meth:`close`.
+
+    ``cache_size`` bounds a per-process LRU cache of records (``0``: none).
+    :meth:`get` reads the row's version first (in the same query) and serves
+    the cached record only when that version is the cached one, which skips
+    the JSON parsing and validation of an unchanged record; a row changed by
+    any writer, in any process, is read afresh. This relies on a
+    ``(contact, version)`` pair never being rewritten, which compare-and-set
+    guarantees; after editing rows by hand (or restoring a backup) use a new
+    store object.
 
     .. versionadded:: 0.1.0
     """
@@ -428,6 +602,7 @@ class SQLiteStore:
         *,
         timeout: float = 30.0,
         synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL",
+        cache_size: int = 1024,
     ) -> None:
         if str(path) in ("", ":memory:") or str(path).startswith("file:"):
             raise ValueError(
@@ -442,9 +617,16 @@ class SQLiteStore:
             raise ValueError(
                 f"timeout must be a number of seconds >= 0, got {timeout!r}"
             )
+        if (
+            not isinstance(cache_size, int)
+            or isinstance(cache_size, bool)
+            or cache_size < 0
+        ):
+            raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
         self.path = os.fspath(path)
         self.timeout = float(timeout)
         self.synchronous = synchronous
+        self.cache_size = cache_size
         self._setup()
 
     def _setup(self) -> None:
@@ -455,18 +637,21 @@ class SQLiteStore:
         # closed here, as closing them could disturb the parent's database.
         self._inherited: list[sqlite3.Connection] = []
         self._closed = False
+        self._cache = _RecordCache(self.cache_size, os.getpid())
 
     def __getstate__(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "timeout": self.timeout,
             "synchronous": self.synchronous,
+            "cache_size": self.cache_size,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self.timeout = state["timeout"]
         self.synchronous = state["synchronous"]
+        self.cache_size = state.get("cache_size", 1024)
         self._setup()
 
     def __repr__(self) -> str:
@@ -518,6 +703,14 @@ class SQLiteStore:
             self._connections.append((pid, conn))
         return conn
 
+    def _records(self) -> _RecordCache:
+        """This process's record cache (a forked child starts its own, so it
+        never waits on a lock held by a thread of the parent)."""
+        cache = self._cache
+        if cache.pid != os.getpid():
+            cache = self._cache = _RecordCache(self.cache_size, os.getpid())
+        return cache
+
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
         # Switching a new file to WAL ignores the busy timeout when another
         # connection is doing the same: retry until the timeout.
@@ -558,14 +751,21 @@ class SQLiteStore:
     # -- the protocol --
 
     def get(self, contact: str) -> Consent | None:
-        row = (
-            self._conn()
-            .execute("SELECT version, data FROM consents WHERE contact = ?", (contact,))
-            .fetchone()
-        )
+        conn = self._conn()
+        cache = self._records()
+        cached = cache.get(contact)
+        # The data comes back only when the version is not the cached one.
+        row = conn.execute(
+            _GET,
+            {"cached": -1 if cached is None else cached.version, "contact": contact},
+        ).fetchone()
         if row is None:
+            if cached is not None:
+                cache.drop(contact)
             return None
         version, data = row
+        if data is None and cached is not None:
+            return cached
         try:
             raw = json.loads(data)
         except (TypeError, ValueError) as e:
@@ -584,6 +784,7 @@ class SQLiteStore:
                 f"the row says {version} but the record says {record.version}",
                 contact=contact,
             )
+        cache.add(record)
         return record
 
     def put(
@@ -592,19 +793,27 @@ class SQLiteStore:
         *,
         expected_version: int,
         cancel_pending: Collection[MessageKind] = (),
-    ) -> None:
-        added = [
-            (
+        lease: tuple[datetime, datetime] | None = None,
+    ) -> Outgoing | None:
+        messages = [
+            (version, position, message)
+            for version, position, message in new_messages(consent, expected_version)
+        ]
+        added: list[list[Any]] = [
+            [
                 message.key,
                 message.contact,
                 version,
                 position,
                 message.kind.value,
                 json.dumps(message.to_dict()),
-            )
-            for version, position, message in new_messages(consent, expected_version)
+                None,
+                None,
+            ]
+            for version, position, message in messages
         ]
         kinds = sorted(k.value for k in _kinds(cancel_pending))
+        leased = _lease(lease)
         # ASCII JSON: a contact's reply may hold lone surrogates or NULs, which
         # UTF-8 cannot carry but JSON escapes can, so every reply is storable.
         data = json.dumps(consent.to_dict(), separators=(",", ":"))
@@ -646,17 +855,58 @@ class SQLiteStore:
                     f"WHERE contact = ? AND status = 'pending' AND kind IN ({marks})",
                     (contact, *kinds),
                 )
-            conn.executemany(
-                "INSERT OR IGNORE INTO outbox "
-                "(key, contact, version, position, kind, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                added,
-            )
+            claimed: Outgoing | None = None
+            if (
+                leased is not None
+                and added
+                and conn.execute(
+                    _HELD, {"contact": contact, "now": leased.now.timestamp()}
+                ).fetchone()
+                is None
+            ):
+                # Nothing holds the contact's queue: its first new message is
+                # the head, inserted already claimed (what claim would do).
+                head = added[0]
+                head[6], head[7] = leased.until.timestamp(), consent.version
+                if conn.execute(_INSERT, head).rowcount == 1:
+                    claimed = messages[0][2]
+                added = added[1:]
+                leased = None if claimed is not None else leased
+            if added:
+                conn.executemany(_INSERT, added)
+            if leased is not None and claimed is None:
+                claimed = self._claim_next(conn, contact, leased)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._records().add(consent)
+        return claimed
+
+    @staticmethod
+    def _claim_next(
+        conn: sqlite3.Connection,
+        contact: str,
+        lease: Lease,
+        head: tuple[str, str] | None = None,
+    ) -> Outgoing | None:
+        """Claim ``contact``'s oldest pending message (``head``, ``(key,
+        data)``, when the caller just read it) if :meth:`claim` allows it;
+        the message, or ``None``."""
+        if head is None:
+            head = conn.execute(_HEAD, (contact,)).fetchone()
+            if head is None:
+                return None
+        key, data = head
+        args = {
+            "key": key,
+            "until": lease.until.timestamp(),
+            "now": lease.now.timestamp(),
+        }
+        if conn.execute(_CLAIM, args).rowcount != 1:
+            return None
+        return _outgoing(contact, data)
 
     def pending(
         self, *, contact: str | None = None, limit: int | None = None
@@ -687,12 +937,35 @@ class SQLiteStore:
             (key,),
         )
 
-    def mark_sent(self, key: str) -> None:
-        self._conn().execute(
-            "UPDATE outbox SET status = 'sent', leased_until = NULL "
-            "WHERE key = ? AND status != 'sent'",
-            (key,),
-        )
+    def mark_sent(
+        self, key: str, *, lease: tuple[datetime, datetime] | None = None
+    ) -> Outgoing | None:
+        leased = _lease(lease)
+        conn = self._conn()
+        if leased is None:
+            conn.execute(_MARK_SENT, (key,))
+            return None
+        row = conn.execute(_NEXT, {"key": key}).fetchone()
+        if row is None:
+            # The usual case, the contact's last message: one statement, then
+            # a look for a message added since (its writer could not claim
+            # it while this one was being sent, and left it to this caller).
+            conn.execute(_MARK_SENT, (key,))
+            row = conn.execute(_NEXT, {"key": key}).fetchone()
+            if row is None:
+                return None
+            return self._claim_next(conn, row[0], leased, row[1:])
+        # A next message: mark and claim in one transaction (one commit).
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_MARK_SENT, (key,))
+            claimed = self._claim_next(conn, row[0], leased)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return claimed
 
     # -- inspection --
 
