@@ -699,7 +699,11 @@ def test_lease_support_is_detected_per_method(tmp_path: Path) -> None:
     assert flags(Plain(MemoryStore())) == (False, False)
     assert flags(KwargsOnly(MemoryStore())) == (False, False)  # **kw: not assumed
     assert flags(MarkOnly(MemoryStore())) == (False, True)
-    assert flags(AsyncStoreAdapter(MemoryStore())) == (False, False)
+    adapter = AsyncStoreAdapter(MemoryStore())
+    svc = AsyncConsentService(POLICY, adapter, Sender())
+    assert (svc._put_leases, svc._mark_leases) == (False, False)
+    with pytest.raises(TypeError, match="AsyncConsentService"):
+        ConsentService(POLICY, adapter, Sender())
 
 
 def test_a_store_that_only_leases_on_mark_sent(tmp_path: Path) -> None:

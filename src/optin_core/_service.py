@@ -123,11 +123,13 @@ def _default_send_error(message: Outgoing, error: Exception) -> None:
 class _Shell:
     """What both services share: validation, and every operation's steps."""
 
+    _takes_async_store = False
+
     def __init__(
         self,
         policy: Policy,
-        store: Any,
-        send: Callable[[Outgoing], Any],
+        store: Store | AsyncStore,
+        send: Callable[[Outgoing], Awaitable[None] | None],
         *,
         clock: Callable[[], datetime] | None = None,
         max_retries: int = 8,
@@ -156,6 +158,12 @@ class _Shell:
             raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
         if on_send_error is not None and not callable(on_send_error):
             raise TypeError("on_send_error must be callable(message, error)")
+        self._async_store = inspect.iscoroutinefunction(store.get)
+        if self._async_store and not self._takes_async_store:
+            raise TypeError(
+                "store.get is a coroutine function: use AsyncConsentService "
+                "with an async store"
+            )
         self.policy = policy
         self.store = store
         self._send = send
@@ -411,27 +419,6 @@ class ConsentService(_Shell):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        policy: Policy,
-        store: Store,
-        send: Callable[[Outgoing], None],
-        *,
-        clock: Callable[[], datetime] | None = None,
-        max_retries: int = 8,
-        lease: timedelta = timedelta(minutes=2),
-        on_send_error: SendErrorHandler | None = None,
-    ) -> None:
-        super().__init__(
-            policy,
-            store,
-            send,
-            clock=clock,
-            max_retries=max_retries,
-            lease=lease,
-            on_send_error=on_send_error,
-        )
-
     def _call(self, request: _Request) -> Any:
         if isinstance(request, _SendCall):
             return self._send(request.message)
@@ -540,27 +527,7 @@ class AsyncConsentService(_Shell):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        policy: Policy,
-        store: Store | AsyncStore,
-        send: Callable[[Outgoing], Awaitable[None] | None],
-        *,
-        clock: Callable[[], datetime] | None = None,
-        max_retries: int = 8,
-        lease: timedelta = timedelta(minutes=2),
-        on_send_error: SendErrorHandler | None = None,
-    ) -> None:
-        super().__init__(
-            policy,
-            store,
-            send,
-            clock=clock,
-            max_retries=max_retries,
-            lease=lease,
-            on_send_error=on_send_error,
-        )
-        self._async_store = inspect.iscoroutinefunction(store.get)
+    _takes_async_store = True
 
     async def _call(self, request: _Request) -> Any:
         if isinstance(request, _SendCall):
