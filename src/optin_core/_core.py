@@ -39,7 +39,6 @@ __all__ = ["cancelled_by_stop", "decide", "may_text", "sendable"]
 
 _NEW = ConsentState.NEW
 _PENDING = ConsentState.PENDING
-_OPTED_IN = ConsentState.OPTED_IN
 _DISCLOSED = ConsentState.DISCLOSED
 _STOPPED = ConsentState.STOPPED
 
@@ -400,8 +399,9 @@ def _send_text(consent: Consent, req: SendText, policy: Policy) -> Decision:
     if not policy.allows_texting(state):
         if state is _STOPPED:
             raise SendBlocked("stopped", contact=consent.contact)
-        if policy.mode is Mode.DISCLAIMER and (state is _NEW or state is _PENDING):
-            # The disclaimer goes first, as its own event.
+        if _may_text_in(state, policy):
+            # Disclaimer mode, not yet disclosed: the disclaimer goes first,
+            # as its own event.
             consent, disclosed = _fire(
                 consent, Trigger.DISCLOSE, req, policy, actor=req.by
             )
