@@ -71,6 +71,8 @@ class MatchRule(_Enum):
     SHORT_MESSAGE = "short_message"
     #: A later sentence starts with a stop keyword ("Who is this? Stop texting me").
     SENTENCE_START = "sentence_start"
+    #: The message ends with a stop keyword ("I never signed up, stop").
+    LAST_WORD = "last_word"
     #: Consent accepted only because the policy is lenient ("Yes please").
     LENIENT = "lenient"
     #: The message is a phone reaction quoting another message.

@@ -499,16 +499,23 @@ class KeywordIndex:
         chain: tuple[str, ...],
         *,
         short: bool,
+        ends: bool = True,
     ) -> tuple[str, MatchRule, str] | None:
+        """A stop phrase among ``words``; ``ends``: they end the message."""
         n = len(words)
         is_short = short and n <= _parser.SHORT_MESSAGE_WORDS
         company = self._weak_company
         for i, word in enumerate(words):
             phrases = self._stop.get(word)
-            if phrases is None or not (is_short or starts[i]):
+            if phrases is None:
                 continue
             for p in phrases:
                 k = len(p.tokens)
+                # A strong word counts where a sentence starts or the message
+                # ends ("..., stop"); anywhere in a short message.
+                last = ends and i + k == n
+                if not (is_short or starts[i] or (last and p.strong)):
+                    continue
                 if k > 1 and tuple(words[i : i + k]) != p.tokens:
                     continue
                 if p.strong:
@@ -521,8 +528,10 @@ class KeywordIndex:
                         rule = MatchRule.FIRST_WORD
                     elif starts[i]:
                         rule = MatchRule.SENTENCE_START
-                    else:
+                    elif is_short:
                         rule = MatchRule.SHORT_MESSAGE
+                    else:
+                        rule = MatchRule.LAST_WORD
                     return p.keyword, rule, _attribute(p.locales, chain)
                 if is_short and all(w in company for w in words[:i] + words[i + k :]):
                     rule = MatchRule.FIRST_WORD if i == 0 else MatchRule.SHORT_MESSAGE

@@ -354,7 +354,7 @@ def _parse(
     words, tight, starts = _words(s)
     if not words:
         return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
-    stop = index._find_stop(words, tight, starts, chain, short=not long)
+    stop = index._find_stop(words, tight, starts, chain, short=not long, ends=not long)
     if stop is not None:
         keyword, rule, loc = stop
         return _reply(Intent.STOP, keyword, rule, loc, text)
@@ -373,7 +373,7 @@ def _parse(
 
 
 def _tail_stop(text: str, index: KeywordIndex, chain: tuple[str, ...]) -> ParsedReply:
-    """A long text may end with a sentence of its own: "... Stop texting me."."""
+    """A long text may end with a stop: "... Stop texting me." or "..., stop"."""
     s = _fold(text[-TAIL_CHARS:])
     words, tight, starts = _words(s)
     if words:
@@ -381,6 +381,6 @@ def _tail_stop(text: str, index: KeywordIndex, chain: tuple[str, ...]) -> Parsed
         starts[0] = False
         stop = index._find_stop(words, tight, starts, chain, short=False)
         if stop is not None:
-            keyword, _rule, loc = stop
-            return _reply(Intent.STOP, keyword, MatchRule.SENTENCE_START, loc, text)
+            keyword, rule, loc = stop
+            return _reply(Intent.STOP, keyword, rule, loc, text)
     return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
