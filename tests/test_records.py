@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import given
 
-from optin_core import SCHEMA_VERSION, Consent, RecordError, replay
+from optin_core import SCHEMA_VERSION, Consent, Decision, RecordError, replay
 from optin_core._records import idempotency_key
 
 from .strategies import consents
@@ -130,7 +130,12 @@ def test_trusted_constructors_equal_the_attrs_ones() -> None:
     # without them would be caught here.
     import attrs
 
-    from optin_core._records import make_consent, make_event, make_outgoing
+    from optin_core._records import (
+        make_consent,
+        make_decision,
+        make_event,
+        make_outgoing,
+    )
 
     consent = Consent.from_dict(_sample())
     event = consent.history[-1]
@@ -139,6 +144,10 @@ def test_trusted_constructors_equal_the_attrs_ones() -> None:
         (make_consent(*attrs.astuple(consent, recurse=False)), consent),
         (make_event(*attrs.astuple(event, recurse=False)), event),
         (make_outgoing(*attrs.astuple(message, recurse=False)), message),
+        (
+            make_decision(consent, (message,), (event,), None),
+            Decision(consent=consent, outgoing=(message,), events=(event,), reply=None),
+        ),
     ):
         assert built == original
         assert type(built) is type(original)

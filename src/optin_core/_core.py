@@ -33,6 +33,7 @@ from ._records import (
     RequestOptIn,
     Revoke,
     SendText,
+    make_decision,
 )
 
 __all__ = ["cancelled_by_stop", "decide", "may_text", "sendable"]
@@ -192,7 +193,7 @@ def _decision(
         outgoing = events[0].sent
     else:
         outgoing = tuple(m for e in events for m in e.sent)
-    return Decision(consent=consent, outgoing=outgoing, events=events, reply=reply)
+    return make_decision(consent, outgoing, events, reply)
 
 
 def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:

@@ -195,10 +195,12 @@ def fire(
     version = consent.version + 1
     contact = consent.contact
     sent = tuple(
-        make_outgoing(
-            contact, kind, text, msg_locale, idempotency_key(contact, version, i)
-        )
-        for i, (kind, text, msg_locale) in enumerate(messages)
+        [
+            make_outgoing(
+                contact, kind, text, msg_locale, idempotency_key(contact, version, i)
+            )
+            for i, (kind, text, msg_locale) in enumerate(messages)
+        ]
     )
     event = make_event(
         version,

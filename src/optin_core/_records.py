@@ -463,6 +463,23 @@ def _slot(cls: type, name: str) -> Any:
 _out = [_slot(Outgoing, f.name) for f in attrs.fields(Outgoing)]
 _ev = [_slot(AuditEvent, f.name) for f in attrs.fields(AuditEvent)]
 _co = [_slot(Consent, f.name) for f in attrs.fields(Consent)]
+_de = [_slot(Decision, f.name) for f in attrs.fields(Decision)]
+
+
+def make_decision(
+    consent: Consent,
+    outgoing: tuple[Outgoing, ...],
+    events: tuple[AuditEvent, ...],
+    reply: ParsedReply | None,
+) -> Decision:
+    """``Decision(...)`` with the fields in declaration order, unchecked."""
+    decision: Decision = _new(Decision)
+    s = _de
+    s[0](decision, consent)
+    s[1](decision, outgoing)
+    s[2](decision, events)
+    s[3](decision, reply)
+    return decision
 
 
 def make_outgoing(
