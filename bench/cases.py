@@ -1,7 +1,7 @@
 """The benchmark cases, each with the baselines it is measured against.
 
 Every builder returns the :class:`~harness.Group` s of one area (parse,
-decide, service, audience gate, record cost); fixtures are built outside the
+decide, service, audience gate, record cost, history); fixtures are built outside the
 timed region. A builder raises :class:`Skip` when the code it measures is
 not importable yet.
 """
@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -35,11 +36,18 @@ from bench.harness import Group, Mode, Workload
 __all__ = [
     "AREAS",
     "CONTACT",
+    "HISTORY_LENGTHS",
+    "HISTORY_OPS",
+    "HISTORY_STORES",
     "T0",
     "Area",
     "Skip",
+    "build_log",
     "fresh",
+    "history_case",
+    "history_policy",
     "iter_areas",
+    "seed_log",
     "typical_record",
 ]
 
@@ -316,31 +324,44 @@ def decide_area(mode: Mode) -> Area:
 
 def _service_modules() -> tuple[Any, Any, Any]:
     try:
-        from optin_core._service import ConsentService
-        from optin_core._stores import MemoryStore, SQLiteStore
+        from optin_core import ConsentService
+        from optin_core.stores import MemoryStore, SQLiteStore
     except ImportError as e:
         raise Skip(
             "the service shell is not importable yet "
-            f"(optin_core._service / optin_core._stores: {e})"
+            f"(optin_core.ConsentService / optin_core.stores: {e})"
         ) from None
     return ConsentService, MemoryStore, SQLiteStore
 
 
-#: The raw baselines' tables: the same shape as SQLiteStore's (a JSON row per
-#: contact; an outbox row per message), written here so that the baseline
-#: does not depend on the store it is compared with.
+#: The raw baselines' tables: the same as SQLiteStore's schema 2 (a bounded
+#: head row per contact, compare-and-set on version and digest; an event row
+#: per logged event, with the unique (contact, message_id) index; an outbox
+#: row per message), written here so that the baseline does not depend on
+#: the store it is compared with.
 _RAW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS consents (
     contact TEXT PRIMARY KEY, version INTEGER NOT NULL,
-    state TEXT NOT NULL, data TEXT NOT NULL);
+    state TEXT NOT NULL, digest TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    contact TEXT NOT NULL, version INTEGER NOT NULL, message_id TEXT,
+    digest TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (contact, version)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_message
+    ON events (contact, message_id) WHERE message_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,
     contact TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL,
     kind TEXT NOT NULL, data TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending', leased_until REAL,
-    claimed_version INTEGER);
-CREATE INDEX IF NOT EXISTS outbox_contact ON outbox (contact, seq);
+    claimed_version INTEGER, open INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS outbox_open ON outbox (contact, seq) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE status = 'pending';
 """
+
+#: Row JSON as SQLiteStore writes it (``optin_core.stores._rows.encode``):
+#: compact, ASCII.
+_encode_json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 def _raw_connection(path: str, synchronous: str) -> Any:
@@ -372,36 +393,50 @@ def service_area(mode: Mode) -> Area:
     """``receive(contact, "Yes")`` from PENDING, against raw sqlite3.
 
     Fairness: every timed ``receive`` meets a contact seeded (untimed, before
-    the sample, through a second service on the same file) with the record
-    of a just-sent opt-in request, whose message is already marked sent. So
-    each operation is exactly: load a ~800-byte record, decide PENDING ->
-    OPTED_IN, compare-and-set it with its confirmation, deliver that one
-    message; no record grows from sample to sample. The raw baselines seed
-    the same JSON row and do, by hand:
+    the sample, through a second service on the same file) with the head and
+    log of a just-sent opt-in request, whose message is already marked sent.
+    So each operation is exactly: load a ~470-byte head, decide PENDING ->
+    OPTED_IN, append one event and compare-and-set the head with its
+    confirmation, deliver that one message; no log grows from sample to
+    sample. The raw baselines seed the same head JSON, event JSON and sent
+    outbox row (``_rows.encode``'s format) and do, by hand:
 
-    * ``read+CAS`` (the issue's baseline): SELECT the row, ``json.loads``,
-      append the event dict, ``json.dumps``, ``UPDATE ... WHERE contact = ?
-      AND version = ?`` in one transaction;
-    * ``same protocol``: the statements and commits SQLiteStore's protocol
-      needs too: the CAS and the outbox INSERT in one transaction, then
-      SELECT the pending messages, claim (a commit), send, mark sent (a
-      commit), SELECT pending again; it isolates the library's own cost from
-      the durability the protocol buys (three commits instead of one).
+    * ``read+CAS`` (the issue's baseline): SELECT the head row,
+      ``json.loads``, update the head dict, ``json.dumps`` it and the event,
+      ``UPDATE ... WHERE contact = ? AND version = ? AND digest = ?``,
+      INSERT the event row, one commit;
+    * ``same protocol``: the commits SQLiteStore's protocol makes: the same
+      transaction plus the queue check and the outbox INSERT, already
+      claimed (as the store's lease-in-put does); commit; send; mark sent
+      (the second commit); look for a next pending message. It isolates the
+      library's own cost from the durability the protocol buys (two commits
+      instead of one).
 
-    Both sides use the same journal (WAL) and ``synchronous`` setting.
+    Neither baseline computes a digest or checks the events (the library
+    does both). Both use the same journal (WAL) and ``synchronous`` setting.
     """
     service_cls, memory_cls, sqlite_cls = _service_modules()
     from optin_core import Consent, Inbound, Policy, RequestOptIn, decide
 
     policy = Policy(org_name="Hearsay")
-    template = decide(Consent.new(CONTACT), RequestOptIn(at=T0), policy).consent
-    template_json = json.dumps(
-        template.to_dict(), ensure_ascii=False, separators=(",", ":")
-    )
+    request = decide(Consent.new(CONTACT), RequestOptIn(at=T0), policy)
+    template = request.consent
+    head_json = _encode_json(template.to_dict())
+    request_event_json = _encode_json(request.events[0].to_dict())
+    request_message = request.outgoing[0].to_dict()
     yes = Inbound(text="Yes", at=_at(5), message_id="SM0001")
     yes_decision = decide(template, yes, policy)
-    yes_event = yes_decision.consent.to_dict()["history"][-1]
+    if len(yes_decision.events) != 1 or len(yes_decision.outgoing) != 1:
+        raise AssertionError("receive('Yes') from PENDING: one event, one message")
+    yes_head = yes_decision.consent.to_dict()
+    before = template.to_dict()
+    head_changes = {
+        k: v for k, v in yes_head.items() if v != before[k] and k != "version"
+    }
+    yes_event = yes_decision.events[0].to_dict()
     confirmation = yes_decision.outgoing[0].to_dict()
+    new_state = yes_decision.consent.state.value
+    new_digest = yes_decision.consent.digest
     at = _at(5)
     area = Area([])
     tmp = area.cleanup.enter_context(tempfile.TemporaryDirectory(prefix="optin-bench-"))
@@ -441,86 +476,125 @@ def service_area(mode: Mode) -> Area:
         conn = _raw_connection(path, synchronous)
         area.cleanup.callback(conn.close)
         contacts = _Contacts("+19")
-        loads, dumps = json.loads, json.dumps
+        loads, dumps = json.loads, _encode_json
         lease = 120.0
         tally = delivered.setdefault(name, [0, 0]) if protocol else [0, 0]
         now = at.timestamp()
 
         def setup(loops: int) -> None:
-            rows = [
-                (c, template.version, template.state.value, template_json)
-                for c in contacts.next_batch(loops)
-            ]
+            # The rows request_opt_in leaves: head, request event, sent request.
+            heads, events, outbox = [], [], []
+            for c in contacts.next_batch(loops):
+                heads.append(
+                    (
+                        c,
+                        template.version,
+                        template.state.value,
+                        template.digest,
+                        head_json.replace(CONTACT, c),
+                    )
+                )
+                events.append(
+                    (
+                        c,
+                        1,
+                        None,
+                        template.digest,
+                        request_event_json.replace(CONTACT, c),
+                    )
+                )
+                key = f"{c}:1:0"
+                message = dumps(dict(request_message, contact=c, key=key))
+                outbox.append((key, c, 1, 0, request_message["kind"], message))
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO consents VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO consents VALUES (?, ?, ?, ?, ?)", heads)
+            conn.executemany(
+                "INSERT INTO events (contact, version, message_id, digest, data) "
+                "VALUES (?, ?, ?, ?, ?)",
+                events,
+            )
+            conn.executemany(
+                "INSERT INTO outbox (key, contact, version, position, kind, data, "
+                "status, open) VALUES (?, ?, ?, ?, ?, ?, 'sent', 0)",
+                outbox,
+            )
             conn.execute("COMMIT")
 
         def run(loops: int) -> None:
             execute = conn.execute
-            for contact in contacts.batch[:loops]:
-                version, data = execute(
-                    "SELECT version, data FROM consents WHERE contact = ?", (contact,)
+            for i, contact in enumerate(contacts.batch[:loops]):
+                version, digest, data = execute(
+                    "SELECT version, digest, data FROM consents WHERE contact = ?",
+                    (contact,),
                 ).fetchone()
-                record = loads(data)
-                record["state"] = "opted_in"
-                record["version"] = version + 1
-                record["history"].append(yes_event)
+                head = loads(data)
+                head.update(head_changes)
+                head["version"] = version + 1
+                key = f"{contact}:{version + 1}:0"
+                message = dict(confirmation, contact=contact, key=key)
+                event = dict(yes_event, version=version + 1, prev=digest)
+                event["message_id"] = f"SM{i}"
+                event["sent"] = [message]
                 execute("BEGIN IMMEDIATE")
                 cursor = execute(
-                    "UPDATE consents SET version = ?, state = ?, data = ? "
-                    "WHERE contact = ? AND version = ?",
+                    "UPDATE consents SET version = ?, state = ?, digest = ?, "
+                    "data = ? WHERE contact = ? AND version = ? AND digest = ?",
                     (
                         version + 1,
-                        "opted_in",
-                        dumps(record, ensure_ascii=False, separators=(",", ":")),
+                        new_state,
+                        new_digest,
+                        dumps(head),
                         contact,
                         version,
+                        digest,
                     ),
                 )
                 if cursor.rowcount != 1:
                     raise AssertionError("raw compare-and-set failed")
+                execute(
+                    "INSERT INTO events (contact, version, message_id, digest, data) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (contact, version + 1, f"SM{i}", new_digest, dumps(event)),
+                )
                 if not protocol:
                     execute("COMMIT")
                     continue
-                key = f"{contact}:{version + 1}:0"
-                message = dict(confirmation, contact=contact, key=key)
-                execute(
+                held = execute(
+                    "SELECT 1 FROM outbox WHERE contact = ? AND open = 1 AND "
+                    "(status = 'pending' OR "
+                    "(status = 'cancelled' AND leased_until > ?)) LIMIT 1",
+                    (contact, now),
+                ).fetchone()
+                cursor = execute(
                     "INSERT OR IGNORE INTO outbox "
-                    "(key, contact, version, position, kind, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "(key, contact, version, position, kind, data, leased_until, "
+                    "claimed_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key,
                         contact,
                         version + 1,
                         0,
                         message["kind"],
-                        dumps(message, ensure_ascii=False),
+                        dumps(message),
+                        None if held else now + lease,
+                        None if held else version + 1,
                     ),
                 )
-                execute("COMMIT")
-                for _ in range(2):  # deliver, then find nothing left
-                    pending = execute(
-                        "SELECT key, data FROM outbox "
-                        "WHERE status = 'pending' AND contact = ? ORDER BY seq",
-                        (contact,),
-                    ).fetchall()
-                    for msg_key, msg_data in pending:
-                        claimed = execute(
-                            "UPDATE outbox SET leased_until = ?, claimed_version = "
-                            "(SELECT version FROM consents WHERE contact = ?) "
-                            "WHERE key = ? AND status = 'pending' "
-                            "AND (leased_until IS NULL OR leased_until <= ?)",
-                            (now + lease, contact, msg_key, now),
-                        ).rowcount
-                        if claimed:
-                            send(loads(msg_data))
-                            tally[1] += 1
-                            execute(
-                                "UPDATE outbox SET status = 'sent', "
-                                "leased_until = NULL "
-                                "WHERE key = ? AND status != 'sent'",
-                                (msg_key,),
-                            )
+                execute("COMMIT")  # commit 1: head, event, message claimed
+                if held or cursor.rowcount != 1:
+                    raise AssertionError("raw same protocol: the queue was held")
+                send(message)
+                tally[1] += 1
+                execute(  # commit 2: sent
+                    "UPDATE outbox SET status = 'sent', leased_until = NULL, "
+                    "open = 0 WHERE key = ? AND status != 'sent'",
+                    (key,),
+                )
+                execute(  # anything queued meanwhile is this sender's to deliver
+                    "SELECT key, data FROM outbox WHERE contact = ? AND open = 1 "
+                    "AND status = 'pending' ORDER BY seq LIMIT 1",
+                    (contact,),
+                ).fetchone()
             tally[0] += loops
 
         return Workload(name, run, setup=setup)
@@ -558,11 +632,13 @@ def service_area(mode: Mode) -> Area:
             )
         )
     area.metrics["service"] = {
-        "record_json_bytes": len(template_json.encode()),
+        "head_json_bytes": len(head_json.encode()),
+        "event_json_bytes": len(_encode_json(yes_event).encode()),
         "reply": "Yes",
         "from_state": template.state.value,
         "to_state": yes_decision.consent.state.value,
         "messages_per_receive_expected": len(yes_decision.outgoing),
+        "commits": {"library": 2, "raw read+CAS": 1, "raw same protocol": 2},
         # Filled in while the groups run: [receives, messages sent].
         "delivered": delivered,
     }
@@ -637,9 +713,9 @@ def gate_area(mode: Mode) -> Area:
 # 5. Record cost
 
 
-def typical_record() -> Any:
-    """An opted-in record: request, an unclear reply and its reminder, yes,
-    and three texts from the agent."""
+def typical_record() -> tuple[Any, tuple[Any, ...]]:
+    """An opted-in contact: its head and its log of six events (request, an
+    unclear reply and its reminder, yes, and three texts from the agent)."""
     from optin_core import Consent, Inbound, Policy, RequestOptIn, SendText, decide
 
     policy = Policy(org_name="Hearsay")
@@ -656,15 +732,18 @@ def typical_record() -> Any:
         ),
         SendText(body="Great, talk then.", at=_at(90), by="martha"),
     ]
+    events: list[Any] = []
     for step in steps:
-        consent = decide(consent, step, policy).consent
-    return consent
+        decision = decide(consent, step, policy)
+        consent = decision.consent
+        events.extend(decision.events)
+    return consent, tuple(events)
 
 
 def _memory_per_record(template_json: str, n: int) -> dict[str, Any]:
-    """tracemalloc bytes per record in a ``{contact: Consent}`` store of ``n``.
+    """tracemalloc bytes per head in a ``{contact: Consent}`` store of ``n``.
 
-    Each record is read back from its own JSON text, so records share no
+    Each head is read back from its own JSON text, so heads share no
     strings, datetimes or sub-records with each other; what they do share is
     what CPython shares anyway: enum members, ``None``/``True``/small ints,
     one-character strings and the ``timezone.utc`` singleton.
@@ -702,74 +781,539 @@ def _memory_per_record(template_json: str, n: int) -> dict[str, Any]:
         "store_dict_bytes_per_record": round((store_overhead + keys_bytes) / n),
         "shared": (
             "enum members, None/bools/small ints, 1-char strings, timezone.utc; "
-            "no strings, datetimes or sub-records are shared between records"
+            "no strings, datetimes or sub-records are shared between heads"
         ),
     }
 
 
 def record_area(mode: Mode) -> Area:
+    """The head's and an event's JSON round trip (what a store row costs to
+    write and read back), against ``loads(dumps(dict))`` of the same dicts.
+
+    The head is bounded; the log's events are written once each and read
+    only for evidence, so a typical operation pays one head round trip and
+    one event ``to_dict`` + dumps.
+    """
     try:
-        from optin_core import Consent
+        from optin_core import AuditEvent, Consent, ConsentLog
     except ImportError as e:
         raise Skip(f"optin_core is not importable: {e}") from None
-    record = typical_record()
-    as_dict = record.to_dict()
-    compact = json.dumps(as_dict, ensure_ascii=False, separators=(",", ":"))
-    pretty = json.dumps(as_dict)
-    loads, dumps = json.loads, json.dumps
-    from_dict = Consent.from_dict
+    head, events = typical_record()
+    head_dict = head.to_dict()
+    head_json = _encode_json(head_dict)
+    event_dicts = [e.to_dict() for e in events]
+    event_jsons = [_encode_json(d) for d in event_dicts]
+    loads, dumps = json.loads, _encode_json
+    head_from, event_from = Consent.from_dict, AuditEvent.from_dict
+    n_events = len(events)
 
-    def roundtrip(loops: int) -> None:
+    def head_roundtrip(loops: int) -> None:
         for _ in range(loops):
-            from_dict(loads(dumps(record.to_dict())))
+            head_from(loads(dumps(head.to_dict())))
 
-    def to_json(loops: int) -> None:
+    def head_out(loops: int) -> None:
         for _ in range(loops):
-            dumps(record.to_dict())
+            dumps(head.to_dict())
 
-    def from_json(loops: int) -> None:
+    def head_in(loops: int) -> None:
         for _ in range(loops):
-            from_dict(loads(compact))
+            head_from(loads(head_json))
 
-    def json_only(loops: int) -> None:
+    def head_json_only(loops: int) -> None:
         for _ in range(loops):
-            loads(dumps(as_dict))
+            loads(dumps(head_dict))
 
-    if from_dict(loads(dumps(record.to_dict()))) != record:
-        raise AssertionError("the typical record does not round-trip")
-    # tracemalloc slows from_dict about fivefold: 100,000 records take two
-    # minutes, so quick mode measures 5,000 (bytes per record do not depend
-    # on the count, except the store dict's own share).
+    def event_roundtrip(loops: int) -> None:
+        for _ in range(loops):
+            for event in events:
+                event_from(loads(dumps(event.to_dict())))
+
+    def event_out(loops: int) -> None:
+        for _ in range(loops):
+            for event in events:
+                dumps(event.to_dict())
+
+    def event_in(loops: int) -> None:
+        for _ in range(loops):
+            for text in event_jsons:
+                event_from(loads(text))
+
+    def event_json_only(loops: int) -> None:
+        for _ in range(loops):
+            for d in event_dicts:
+                loads(dumps(d))
+
+    if head_from(loads(dumps(head.to_dict()))) != head:
+        raise AssertionError("the typical head does not round-trip")
+    if [event_from(loads(t)) for t in event_jsons] != list(events):
+        raise AssertionError("the typical events do not round-trip")
+    log_json = _encode_json(ConsentLog(head=head, events=events).to_dict())
+    event_bytes = [len(t.encode()) for t in event_jsons]
+    # tracemalloc slows from_dict about fivefold: 100,000 heads take a
+    # minute, so quick mode measures 5,000 (bytes per head do not depend on
+    # the count, except the store dict's own share).
     n = {"full": 100_000, "quick": 5_000}.get(mode.name, 200)
-    memory = _memory_per_record(compact, n)
+    memory = _memory_per_record(head_json, n)
+    head_case = "Consent.from_dict(loads(dumps(to_dict())))"
+    head_base = "loads(dumps(dict)) [head, json only]"
+    event_case = "AuditEvent.from_dict(loads(dumps(to_dict())))"
+    event_base = "loads(dumps(dict)) [event, json only]"
     return Area(
         [
             Group(
-                "record",
+                "record.head",
                 [
-                    Workload("from_dict(loads(dumps(to_dict())))", roundtrip),
-                    Workload("dumps(to_dict())", to_json),
-                    Workload("from_dict(loads(json))", from_json),
-                    Workload("loads(dumps(dict)) [json only]", json_only),
+                    Workload(head_case, head_roundtrip),
+                    Workload("dumps(Consent.to_dict())", head_out),
+                    Workload("Consent.from_dict(loads(json))", head_in),
+                    Workload(head_base, head_json_only),
                 ],
-                compare=[
-                    (
-                        "from_dict(loads(dumps(to_dict())))",
-                        "loads(dumps(dict)) [json only]",
-                    )
+                compare=[(head_case, head_base)],
+            ),
+            Group(
+                "record.event",
+                [
+                    Workload(event_case, event_roundtrip, ops=n_events),
+                    Workload("dumps(AuditEvent.to_dict())", event_out, ops=n_events),
+                    Workload(
+                        "AuditEvent.from_dict(loads(json))", event_in, ops=n_events
+                    ),
+                    Workload(event_base, event_json_only, ops=n_events),
                 ],
-            )
+                compare=[(event_case, event_base)],
+            ),
         ],
         metrics={
             "record": {
-                "events": len(record.history),
-                "triggers": [e.trigger for e in record.history],
-                "json_bytes_compact": len(compact.encode()),
-                "json_bytes_default": len(pretty.encode()),
+                "encoding": "compact ASCII JSON, as SQLiteStore writes rows",
+                "head_json_bytes": len(head_json.encode()),
+                "head_json_bytes_default": len(json.dumps(head_dict).encode()),
+                "events": n_events,
+                "triggers": [e.trigger.value for e in events],
+                "event_json_bytes": event_bytes,
+                "bytes_per_event": round(sum(event_bytes) / n_events),
+                "log_export_json_bytes": len(log_json.encode()),
                 "memory": memory,
             }
         },
     )
+
+
+# ---------------------------------------------------------------------------
+# 6. History: cost per operation against the length of the contact's log
+
+#: Log lengths the history area measures: events logged before the timed op.
+HISTORY_LENGTHS = (10, 1_000, 10_000)
+#: The stores, as named in the cases.
+HISTORY_STORES = ("MemoryStore", "SQLiteStore NORMAL")
+#: The timed operations: each appends one event and delivers one message.
+HISTORY_OPS = ("send_text", "receive")
+_HISTORY_TEXT = "Your renewal documents are ready."
+
+
+def history_case(op: str, store: str, length: int) -> str:
+    """The name of the ``history`` area's case for ``op`` on ``store`` at a
+    log of ``length`` events."""
+    return f"{op}[{store}, {length:,} events]"
+
+
+def history_policy() -> Any:
+    """The history area's policy: HELP is answered however often it comes
+    (the loop guard would otherwise pause automatic replies)."""
+    from optin_core import Policy
+
+    return Policy(org_name="Hearsay", loop_max_auto_replies=10**6)
+
+
+def build_log(contact: str, length: int, policy: Any) -> tuple[Any, list[Any]]:
+    """A head and its log of exactly ``length`` (>= 2) events, by pure
+    ``decide``: the opt-in request, "Yes", then the agent's texts and the
+    contact's HELP replies alternating, a minute apart. Every event sends
+    one message."""
+    from optin_core import Consent, Inbound, RequestOptIn, SendText, decide
+
+    consent = Consent.new(contact)
+    events: list[Any] = []
+    step = 0
+    while len(events) < length:
+        at = T0 + timedelta(minutes=step)
+        if step == 0:
+            what: Any = RequestOptIn(at=at)
+        elif step == 1:
+            what = Inbound(text="Yes", at=at, message_id="SM-yes")
+        elif step % 2:
+            what = SendText(body=_HISTORY_TEXT, at=at, by="martha")
+        else:
+            what = Inbound(text="help", at=at, message_id=f"SM-{step}")
+        decision = decide(consent, what, policy)
+        consent = decision.consent
+        events.extend(decision.events)
+        step += 1
+    if len(events) != length:
+        raise AssertionError(f"built {len(events)} events, not {length}")
+    return consent, events
+
+
+def seed_log(store: Any, contact: str, length: int, policy: Any) -> Any:
+    """Write a contact with a log of ``length`` events into ``store`` in one
+    ``put``, its messages then marked sent (the outbox holds none pending);
+    the head."""
+    head, events = build_log(contact, length, policy)
+    store.put(head, events, expected_version=0)
+    for message in store.pending(contact=contact):
+        store.mark_sent(message.key)
+    return head
+
+
+class _LogPool:
+    """Contacts whose log is ``length`` events long, for one store's timed
+    operations.
+
+    Each contact serves ``uses`` operations (its log is between ``length``
+    and ``length + uses - 1`` events when an operation meets it), then a new
+    one is built, untimed. ``take(k)`` hands out the next ``k`` operations:
+    ``(contact, at, message_id)``, ``at`` a minute after the contact's last
+    event.
+    """
+
+    def __init__(
+        self, store: Any, policy: Any, length: int, prefix: str, uses: int
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.length = length
+        self.prefix = prefix
+        self.uses = uses
+        self.built = 0
+        self.ops = 0
+        self._current: list[Any] | None = None  # [contact, last at, uses left]
+
+    def take(self, k: int) -> list[tuple[str, datetime, str]]:
+        out = []
+        for _ in range(k):
+            current = self._current
+            if current is None or current[2] == 0:
+                contact = f"{self.prefix}{self.built:06d}"
+                self.built += 1
+                head = seed_log(self.store, contact, self.length, self.policy)
+                current = self._current = [contact, head.last_at, self.uses]
+            current[1] += timedelta(minutes=1)
+            current[2] -= 1
+            self.ops += 1
+            out.append((current[0], current[1], f"SMH{self.ops}"))
+        return out
+
+
+#: Operations per SQLite sample: at ~14 WAL frames per operation, a sample
+#: stays well under the 1,000-frame autocheckpoint (see :class:`_Wal`).
+_SQLITE_LOOPS = 50
+
+
+class _Wal:
+    """The history SQLite store's write-ahead log, reset before each sample.
+
+    A WAL checkpoint (fsync the WAL, copy its pages, fsync the database;
+    then an fsync of the WAL header on the next write) costs milliseconds
+    and fires on whichever commit crosses 1,000 frames: a sample of ~50
+    operations holds zero or one of them by chance, which moved the medians
+    by 2x between runs. So before each sample, untimed, the WAL is
+    checkpointed (TRUNCATE) and one small contact written (it takes the
+    header sync); a sample of :data:`_SQLITE_LOOPS` operations then never
+    checkpoints, at any length. What a checkpoint costs grows with the pages
+    written, which :meth:`frames` counts: frames per operation are reported
+    per case (``metrics.history.wal_frames_per_op``).
+    """
+
+    def __init__(self, path: str, store: Any, policy: Any) -> None:
+        import sqlite3
+
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        self.frame = page_size + 24  # each frame: a page and its header
+        self.path = path + "-wal"
+        self.store = store
+        self.policy = policy
+        self.resets = 0
+        self.start = 0
+
+    def _size(self) -> int:
+        return os.path.getsize(self.path) if os.path.exists(self.path) else 0
+
+    def reset(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.resets += 1
+        seed_log(self.store, f"+130{self.resets:08d}", 2, self.policy)
+        self.start = self._size()
+
+    def frames(self) -> tuple[int, int]:
+        """Frames written since the last :meth:`reset`, and in all since the
+        checkpoint (the autocheckpoint fires at 1,000)."""
+        size = self._size()
+        return (size - self.start) // self.frame, size // self.frame
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _sqlite_log_size(
+    sqlite_cls: Any, service_cls: Any, policy: Any, path: str, length: int
+) -> dict[str, Any]:
+    """Stored size of one contact with a log of ``length`` events, alone in a
+    fresh database (synchronous NORMAL), its messages all sent."""
+    import sqlite3
+
+    contact = "+15550009999"
+    wal = path + "-wal"
+    store = sqlite_cls(path, synchronous="NORMAL")
+    try:
+        seed_log(store, contact, length, policy)
+        before = os.path.getsize(path) + (
+            os.path.getsize(wal) if os.path.exists(wal) else 0
+        )
+        service = service_cls(policy, store, lambda message: None)
+        t = time.perf_counter()
+        log = service.history(contact)
+        history_ms = (time.perf_counter() - t) * 1e3
+        if len(log.events) != length:
+            raise AssertionError("history() did not return the whole log")
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (head_bytes,) = conn.execute(
+            "SELECT length(CAST(data AS BLOB)) FROM consents WHERE contact = ?",
+            (contact,),
+        ).fetchone()
+        events, data_avg, row_avg = conn.execute(
+            "SELECT count(*), avg(length(CAST(data AS BLOB))), "
+            "avg(length(CAST(data AS BLOB)) + length(contact) + length(digest) "
+            "+ coalesce(length(message_id), 0)) FROM events WHERE contact = ?",
+            (contact,),
+        ).fetchone()
+        messages, outbox_avg = conn.execute(
+            "SELECT count(*), avg(length(CAST(data AS BLOB))) FROM outbox "
+            "WHERE contact = ?",
+            (contact,),
+        ).fetchone()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        try:
+            tables = {
+                name: pages * page_size
+                for name, pages in conn.execute(
+                    "SELECT name, count(*) FROM dbstat GROUP BY name"
+                )
+            }
+        except sqlite3.OperationalError:  # SQLite built without dbstat
+            tables = {}
+    finally:
+        conn.close()
+    size = os.path.getsize(path)
+    return {
+        "events": events,
+        "head_row_bytes": head_bytes,
+        "event_row_data_bytes_avg": round(data_avg),
+        "event_row_bytes_avg_with_key_columns": round(row_avg),
+        "outbox_messages": messages,
+        "outbox_row_data_bytes_avg": round(outbox_avg),
+        "db_file_bytes": size,
+        "db_file_bytes_per_event": round(size / length),
+        "db_plus_wal_bytes_before_checkpoint": before,
+        "bytes_by_table_and_index": tables,
+        "history_read_ms": round(history_ms, 1),
+        "note": (
+            "one contact alone in a fresh file, written by one put and its "
+            "messages marked sent, then checkpointed (TRUNCATE); the file "
+            "includes the outbox rows and the indexes"
+        ),
+    }
+
+
+def _memory_log_size(
+    memory_cls: Any, service_cls: Any, policy: Any, length: int
+) -> dict[str, Any]:
+    """tracemalloc bytes per logged event in a MemoryStore (events, their
+    messages' outbox entries, the id set), and the history read time."""
+    store = memory_cls()
+    contact = "+15550009998"
+    gc.collect()
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        seed_log(store, contact, length, policy)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    service = service_cls(policy, store, lambda message: None)
+    t = time.perf_counter()
+    log = service.history(contact)
+    history_ms = (time.perf_counter() - t) * 1e3
+    return {
+        "events": len(log.events),
+        "bytes_per_event": round((after - before) / length),
+        "history_read_ms": round(history_ms, 1),
+        "note": (
+            "tracemalloc, the store's share only (events, outbox entries, "
+            "message-id set, head); decide's events share template strings"
+        ),
+    }
+
+
+def history_area(mode: Mode) -> Area:
+    """``send_text`` and ``receive(contact, "help")`` on a contact whose log
+    holds 10, 1,000 or 10,000 events, on MemoryStore and SQLiteStore
+    (WAL, ``synchronous=NORMAL``, temp file).
+
+    Each timed operation appends one event and delivers one message (HELP is
+    answered every time: ``loop_max_auto_replies=10**6``). The logs are built
+    untimed by pure ``decide`` and written with one ``put`` per contact, their
+    messages then marked sent; each contact serves ``length // 10``
+    operations (one at 10 events), so an operation meets a log within 10 %
+    of its nominal length. The lengths of one store and operation are one
+    group, sampled interleaved in the same store and file; the ratios are
+    ``cost(1,000) / cost(10)`` and ``cost(10,000) / cost(10)``. The SQLite
+    store writes every contact and then operates on it through the same
+    store object, so every operation finds its head in the store's
+    per-process cache, at every length alike. Its samples are
+    :data:`_SQLITE_LOOPS` operations each, after an untimed WAL reset, so no
+    checkpoint lands in them (:class:`_Wal`); the WAL frames each operation
+    writes, which is what checkpoints cost in proportion to, are counted
+    instead. The logs seeded for a sample are moved out of the garbage
+    collector's reach (``gc.freeze()``) before it, like every group's
+    fixtures.
+    """
+    service_cls, memory_cls, sqlite_cls = _service_modules()
+    policy = history_policy()
+    area = Area([])
+    tmp = area.cleanup.enter_context(
+        tempfile.TemporaryDirectory(prefix="optin-bench-history-")
+    )
+    sqlite_path = os.path.join(tmp, "history.db")
+    sqlite_store = sqlite_cls(sqlite_path, synchronous="NORMAL")
+    area.cleanup.callback(sqlite_store.close)
+    sqlite_store.get(CONTACT)  # creates the file and its schema
+    wal = _Wal(sqlite_path, sqlite_store, policy)
+    area.cleanup.callback(wal.close)
+    # {case: [(WAL frames of the sample, in the WAL, loops), per sample]}
+    frames: dict[str, list[tuple[int, int, int]]] = {}
+    stores = {"MemoryStore": memory_cls(), "SQLiteStore NORMAL": sqlite_store}
+    # {case: [operations, messages sent]}
+    delivered: dict[str, list[int]] = {}
+    uses = {n: max(1, n // 10) for n in HISTORY_LENGTHS}
+    pools = {
+        (store_name, n): _LogPool(store, policy, n, f"+1{i}{j}", uses[n])
+        for i, (store_name, store) in enumerate(stores.items(), start=2)
+        for j, n in enumerate(HISTORY_LENGTHS)
+    }
+
+    def workload(op: str, store_name: str, n: int) -> Workload:
+        name = history_case(op, store_name, n)
+        tally = delivered.setdefault(name, [0, 0])
+
+        def counting_send(message: object) -> None:
+            tally[1] += 1
+
+        service = service_cls(policy, stores[store_name], counting_send)
+        pool = pools[store_name, n]
+        batch: list[tuple[str, datetime, str]] = []
+        sqlite = stores[store_name] is sqlite_store
+        per_op: list[tuple[int, int, int]] = frames.setdefault(name, [])
+
+        def setup(loops: int) -> None:
+            batch[:] = pool.take(loops)
+            if sqlite:
+                wal.reset()
+            # The seeded logs are fixtures: out of the collector's reach, as
+            # the harness does for every group's fixtures, so no full
+            # collection over them lands on a timed sample.
+            gc.freeze()
+
+        def run_send_text(loops: int) -> None:
+            send_text = service.send_text
+            for contact, at, _ in batch[:loops]:
+                send_text(contact, _HISTORY_TEXT, by="martha", at=at)
+            tally[0] += loops
+            if sqlite:
+                per_op.append((*wal.frames(), loops))
+
+        def run_receive(loops: int) -> None:
+            receive = service.receive
+            for contact, at, message_id in batch[:loops]:
+                receive(contact, "help", message_id=message_id, at=at)
+            tally[0] += loops
+            if sqlite:
+                per_op.append((*wal.frames(), loops))
+
+        run = run_send_text if op == "send_text" else run_receive
+        return Workload(name, run, setup=setup, loops=_SQLITE_LOOPS if sqlite else None)
+
+    longer = HISTORY_LENGTHS[1:]
+    for store_name in HISTORY_STORES:
+        tag = store_name.split()[0].removesuffix("Store").lower()
+        for op in HISTORY_OPS:
+            names = [history_case(op, store_name, n) for n in HISTORY_LENGTHS]
+            area.groups.append(
+                Group(
+                    f"history.{tag}.{op}",
+                    [workload(op, store_name, n) for n in HISTORY_LENGTHS],
+                    compare=[
+                        (history_case(op, store_name, n), names[0]) for n in longer
+                    ],
+                )
+            )
+    size_length = HISTORY_LENGTHS[-1]
+    area.metrics["history"] = {
+        "lengths": list(HISTORY_LENGTHS),
+        "ops": {
+            "send_text": f"send_text(contact, {_HISTORY_TEXT!r}): a TEXT event, "
+            "one message",
+            "receive": "receive(contact, 'help'): a HELP event, one message",
+        },
+        "stores": {
+            "MemoryStore": "in process",
+            "SQLiteStore NORMAL": "WAL, synchronous=NORMAL, temp file, "
+            "head cache warm at every length; WAL checkpointed (TRUNCATE) "
+            f"before each sample, untimed; {_SQLITE_LOOPS} operations per "
+            "sample, so no checkpoint is timed",
+        },
+        "policy": "Policy(org_name='Hearsay', loop_max_auto_replies=10**6)",
+        "ops_per_contact": {str(n): uses[n] for n in HISTORY_LENGTHS},
+        # The head is bounded, but its windows (the last 32 automatic
+        # replies' times, the last 32 inbound ids) fill up over the first
+        # few dozen events: a 10-event head is smaller than a long one.
+        "head_json_bytes_by_length": {
+            str(n): len(_encode_json(build_log(CONTACT, n, policy)[0].to_dict()))
+            for n in HISTORY_LENGTHS
+        },
+        "messages_per_op_expected": 1,
+        "sizes": {
+            "SQLiteStore NORMAL": _sqlite_log_size(
+                sqlite_cls,
+                service_cls,
+                policy,
+                os.path.join(tmp, "size.db"),
+                size_length,
+            ),
+            "MemoryStore": _memory_log_size(
+                memory_cls, service_cls, policy, 2_000 if mode.scale >= 1 else 200
+            ),
+        },
+        # Filled in while the groups run: [operations, messages sent].
+        "delivered": delivered,
+        # Filled in while the groups run, per sample, then summarized by
+        # run.py: the median frames per operation (what a checkpoint has to
+        # copy), and the most the WAL held at the end of a sample (under
+        # 1,000: no checkpoint was timed).
+        "wal_frames_per_op": frames,
+        "wal_frames_max": {},
+        # Filled in by run.py from the medians: see its history_summary().
+        "ratios": {},
+    }
+    return area
 
 
 AREAS: dict[str, Callable[[Mode], Area]] = {
@@ -778,6 +1322,7 @@ AREAS: dict[str, Callable[[Mode], Area]] = {
     "service": service_area,
     "gate": gate_area,
     "record": record_area,
+    "history": history_area,
 }
 
 

@@ -6,6 +6,8 @@ Usage::
     python bench/hotspots.py parse [-n 200]          # the mixed corpus n times
     python bench/hotspots.py receive [-n 2000]       # ConsentService + MemoryStore
     python bench/hotspots.py receive-sqlite          # + SQLiteStore (NORMAL)
+    python bench/hotspots.py history-sqlite --events 10000 [--text send_text]
+                                                     # receive "help" on a long log
     python bench/hotspots.py breakdown               # decide's parts, one by one
     python bench/hotspots.py decide --lines          # needs line_profiler
 
@@ -24,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ def _fixtures(text: str) -> tuple[Any, Any, Any]:
     return policy, pending, inbound
 
 
-def workload(what: str, text: str) -> Callable[[int], None]:
+def workload(what: str, text: str, events: int = 10) -> Callable[[int], None]:
     from optin_core import decide, parse_reply
 
     if what == "decide":
@@ -66,9 +69,8 @@ def workload(what: str, text: str) -> Callable[[int], None]:
         import os
         import tempfile
 
-        from optin_core import Policy
-        from optin_core._service import ConsentService
-        from optin_core._stores import MemoryStore, SQLiteStore
+        from optin_core import ConsentService, Policy
+        from optin_core.stores import MemoryStore, SQLiteStore
 
         if what == "receive":
             store: Any = MemoryStore()
@@ -94,7 +96,55 @@ def workload(what: str, text: str) -> Callable[[int], None]:
 
         run_receive.seed = seed  # type: ignore[attr-defined]
         return run_receive
+    if what in ("history", "history-sqlite"):
+        return _history_workload(what == "history-sqlite", text, events)
     raise SystemExit(f"unknown workload {what!r}")
+
+
+def _history_workload(sqlite: bool, text: str, events: int) -> Callable[[int], None]:
+    """``receive(contact, text)`` (``--text send_text``: ``send_text``) on
+    contacts whose log holds ``events`` events, as the ``history`` area
+    builds them (one put per contact, messages marked sent)."""
+    import os
+    import tempfile
+
+    from bench.cases import history_policy, seed_log
+    from optin_core import ConsentService
+    from optin_core.stores import MemoryStore, SQLiteStore
+
+    if sqlite:
+        path = os.path.join(tempfile.mkdtemp(prefix="optin-prof-"), "h.db")
+        store: Any = SQLiteStore(path, synchronous="NORMAL")
+    else:
+        store = MemoryStore()
+    policy = history_policy()
+    service = ConsentService(policy, store, lambda m: None)
+    counter = iter(range(10**9))
+    batches: list[list[tuple[str, Any]]] = []
+
+    def seed(n: int) -> None:
+        # Untimed by the profiler: called before it is enabled. One contact
+        # per 100 operations (its log grows by at most 1 %).
+        ops: list[tuple[str, Any]] = []
+        while len(ops) < n:
+            contact = f"+1710{next(counter):07d}"
+            head = seed_log(store, contact, events, policy)
+            at = head.last_at
+            for _ in range(min(100, n - len(ops))):
+                at += timedelta(minutes=1)
+                ops.append((contact, at))
+        batches.append(ops)
+
+    def run(n: int) -> None:
+        ops = batches.pop(0) if batches else []
+        for i, (contact, at) in enumerate(ops[:n]):
+            if text == "send_text":
+                service.send_text(contact, "Your documents are ready.", at=at)
+            else:
+                service.receive(contact, text, message_id=f"SMP{i}-{at}", at=at)
+
+    run.seed = seed  # type: ignore[attr-defined]
+    return run
 
 
 def _seed(run: Callable[[int], None], n: int) -> None:
@@ -263,7 +313,22 @@ def _hot_functions(what: str) -> list[Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "what", choices=["decide", "parse", "receive", "receive-sqlite", "breakdown"]
+        "what",
+        choices=[
+            "decide",
+            "parse",
+            "receive",
+            "receive-sqlite",
+            "history",
+            "history-sqlite",
+            "breakdown",
+        ],
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=10,
+        help="history: events logged per contact before the profiled operations",
     )
     parser.add_argument("--text", default="Yes", help="the inbound reply")
     parser.add_argument("-n", type=int, default=None, help="iterations")
@@ -275,7 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(breakdown(args.text))
         return 0
     n = args.n or {"decide": 20_000, "parse": 200}.get(args.what, 2_000)
-    run = workload(args.what, args.text)
+    text = args.text
+    if args.what.startswith("history") and text == "Yes":
+        text = "help"  # an opted-in contact: "Yes" would change nothing
+    run = workload(args.what, text, args.events)
     print(profile(run, n, args.top, args.sort))
     if args.lines:
         print(lines(run, n, _hot_functions(args.what)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -27,10 +28,18 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cases import AREAS, Skip, iter_areas
+from bench.cases import (
+    AREAS,
+    HISTORY_LENGTHS,
+    HISTORY_OPS,
+    HISTORY_STORES,
+    Skip,
+    history_case,
+    iter_areas,
+)
 from bench.harness import MODES, Mode, Result, machine_info, run_group
 
-__all__ = ["evaluate_targets", "main", "run"]
+__all__ = ["evaluate_targets", "history_summary", "main", "run"]
 
 
 def _fmt_ns(ns: float) -> str:
@@ -61,6 +70,44 @@ def _delivery_problem(metrics: dict[str, Any], name: str) -> str | None:
             f"(expected {receives * expected}); the path measured is broken"
         )
     return None
+
+
+def _history_delivery_problem(metrics: dict[str, Any], name: str) -> str | None:
+    """Why a history case measured a path that did not deliver, if it did not."""
+    history = metrics.get("history", {})
+    tally = history.get("delivered", {}).get(name)
+    expected = history.get("messages_per_op_expected", 1)
+    if not tally or not tally[0]:
+        return None
+    ops, sent = tally
+    if sent != ops * expected:
+        return (
+            f"INVALID: {name} sent {sent} messages for {ops} operations "
+            f"(expected {ops * expected}); the path measured is broken"
+        )
+    return None
+
+
+def history_summary(results: list[Result]) -> dict[str, Any]:
+    """Per store and operation: the median ns per operation at each log
+    length, and ``cost(length) / cost(shortest)`` for the longer ones."""
+    r = _by_name(results)
+    short = HISTORY_LENGTHS[0]
+    summary: dict[str, Any] = {}
+    for store in HISTORY_STORES:
+        for op in HISTORY_OPS:
+            found = {n: r.get(history_case(op, store, n)) for n in HISTORY_LENGTHS}
+            if any(x is None for x in found.values()):
+                continue
+            medians = {n: x.median_ns for n, x in found.items() if x is not None}
+            summary.setdefault(store, {})[op] = {
+                "median_ns": {str(n): round(ns, 1) for n, ns in medians.items()},
+                **{
+                    f"{n}/{short}": round(medians[n] / medians[short], 3)
+                    for n in HISTORY_LENGTHS[1:]
+                },
+            }
+    return summary
 
 
 def evaluate_targets(
@@ -127,6 +174,24 @@ def evaluate_targets(
                 x <= 2 and problem is None,
                 problem or "",
             )
+    short, long = HISTORY_LENGTHS[0], HISTORY_LENGTHS[-1]
+    for store in HISTORY_STORES:
+        for op in HISTORY_OPS:
+            low = r.get(history_case(op, store, short))
+            high = r.get(history_case(op, store, long))
+            if low and high:
+                x = high.median_ns / low.median_ns
+                problem = _history_delivery_problem(
+                    metrics, low.name
+                ) or _history_delivery_problem(metrics, high.name)
+                add(
+                    f"history: {op} on {store}, cost at {long:,} events / at "
+                    f"{short} events",
+                    "<= 1.3x",
+                    x,
+                    x <= 1.3 and problem is None,
+                    problem or "",
+                )
     gate = r.get("list(sendable(records))")
     if gate:
         seconds = gate.median_ns * 1_000_000 / 1e9
@@ -201,6 +266,21 @@ def run(
                     f"[{name}] {group.name}: {time.perf_counter() - t:.1f} s", file=log
                 )
         metrics.update(area.metrics)
+    if "history" in metrics:
+        history = metrics["history"]
+        history["ratios"] = history_summary(results)
+        samples = {
+            name: per_sample
+            for name, per_sample in history.get("wal_frames_per_op", {}).items()
+            if per_sample
+        }
+        history["wal_frames_per_op"] = {
+            name: round(statistics.median(f / loops for f, _, loops in s), 2)
+            for name, s in samples.items()
+        }
+        history["wal_frames_max"] = {
+            name: max(total for _, total, _ in s) for name, s in samples.items()
+        }
     machine["loadavg_end"] = machine_info()["loadavg"]
     return {
         "machine": machine,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from optin_core import (
+    AuditEvent,
     Consent,
     Decision,
     Inbound,
@@ -19,18 +20,21 @@ from optin_core import (
     SendBlocked,
     SendText,
     decide,
+    verify,
 )
 
 
 def main() -> None:
     policy = Policy(org_name="Hearsay", program_name="Hearsay Conseil")
     consent = Consent.new("+33612345678")
+    log: list[AuditEvent] = []  # what a store keeps beside the head
     start = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
     def step(minutes: int, label: str, inp: Input) -> None:
         nonlocal consent
         decision: Decision = decide(consent, inp, policy)
         consent = decision.consent
+        log.extend(decision.events)
         print(f"\n[{(start + timedelta(minutes=minutes)):%H:%M}] {label}")
         if decision.reply is not None:
             r = decision.reply
@@ -78,9 +82,11 @@ def main() -> None:
         )
     except SendBlocked as blocked:
         print(f"\n[{at(31):%H:%M}] Martha tries again: refused: {blocked}")
+    verify(consent.contact, log, consent)  # raises RecordError if tampered
     print(
-        f"\nAudit trail: {len(consent.history)} events, "
-        f"{sum(len(e.sent) for e in consent.history)} messages decided."
+        f"\nConsent log: {len(log)} events, "
+        f"{sum(len(e.sent) for e in log)} messages decided; the chain verifies "
+        f"(head digest {consent.digest[:19]}…)."
     )
 
 

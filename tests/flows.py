@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from optin_core import (
+    AuditEvent,
     Consent,
     ConsentState,
     Decision,
@@ -30,18 +31,26 @@ def policy(mode: Mode = Mode.ATTESTATION, **changes: object) -> Policy:
 
 
 class Flow:
-    """Drives one contact through ``decide``, keeping the record between steps."""
+    """Drives one contact through ``decide``, keeping the head and its log
+    between steps (as a store would)."""
 
     def __init__(self, pol: Policy | None = None, contact: str = CONTACT) -> None:
         self.policy = pol or policy()
         self.consent = Consent.new(contact)
+        self.events: list[AuditEvent] = []
         self.last: Decision | None = None
         self._ids = 0
 
     def apply(self, inp: Input, pol: Policy | None = None) -> Decision:
         self.last = decide(self.consent, inp, pol or self.policy)
         self.consent = self.last.consent
+        self.events.extend(self.last.events)
         return self.last
+
+    @property
+    def log(self) -> tuple[AuditEvent, ...]:
+        """Every event logged so far."""
+        return tuple(self.events)
 
     def reply(
         self, text: str, minutes: float, message_id: str | None = None

@@ -7,12 +7,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from optin_core import (
+    AuditEvent,
     Consent,
     ConsentState,
     ContactStopped,
@@ -24,7 +25,7 @@ from optin_core import (
     StaleVersion,
 )
 from optin_core._service import ConsentService
-from optin_core._stores import MemoryStore, SQLiteStore
+from optin_core.stores import Lease, MemoryStore, SQLiteStore
 
 T0 = datetime(2025, 4, 11, 9, 0, tzinfo=UTC)
 
@@ -35,19 +36,14 @@ CANCELLED_BY_STOP = frozenset(MessageKind) - {
 }
 
 STORE_KINDS = ("memory", "sqlite")
-#: The shipped stores, and the same behind :class:`Plain` (a host store
-#: without the optional ``lease``): the service must behave the same.
-SERVICE_STORE_KINDS = (*STORE_KINDS, "memory-plain", "sqlite-plain")
+#: The stores the service tests run on (every shipped store).
+SERVICE_STORE_KINDS = STORE_KINDS
 
 
 def make_store(kind: str, tmp_path: Path) -> Any:
-    backend, _, plain = kind.partition("-")
-    store: MemoryStore | SQLiteStore = (
-        MemoryStore()
-        if backend == "memory"
-        else SQLiteStore(tmp_path / "consent.db", synchronous="NORMAL")
-    )
-    return Plain(store) if plain else store
+    if kind == "memory":
+        return MemoryStore()
+    return SQLiteStore(tmp_path / "consent.db", synchronous="NORMAL")
 
 
 def inner_store(store: Any) -> Any:
@@ -55,31 +51,6 @@ def inner_store(store: Any) -> Any:
     while not isinstance(store, (MemoryStore, SQLiteStore)):
         store = store.inner
     return store
-
-
-class Plain:
-    """A store with only the base protocol: no ``lease`` on ``put`` and
-    ``mark_sent`` (a host store written before that extension)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def put(
-        self,
-        consent: Consent,
-        *,
-        expected_version: int,
-        cancel_pending: Collection[MessageKind] = (),
-    ) -> None:
-        self.inner.put(
-            consent, expected_version=expected_version, cancel_pending=cancel_pending
-        )
-
-    def mark_sent(self, key: str) -> None:
-        self.inner.mark_sent(key)
 
 
 class Clock:
@@ -140,17 +111,19 @@ class Interceptor:
     def put(
         self,
         consent: Consent,
+        events: Sequence[AuditEvent],
         *,
         expected_version: int,
-        cancel_pending: Collection[MessageKind] = (),
-    ) -> None:
+        lease: Lease | None = None,
+    ) -> Outgoing | None:
         self.puts += 1
         hook, self.before_put = self.before_put, None
         if hook is not None:
             hook()
-        self.inner.put(
-            consent, expected_version=expected_version, cancel_pending=cancel_pending
+        result: Outgoing | None = self.inner.put(
+            consent, events, expected_version=expected_version, lease=lease
         )
+        return result
 
 
 class AsyncStoreAdapter:
@@ -163,16 +136,22 @@ class AsyncStoreAdapter:
         result: Consent | None = self.inner.get(contact)
         return result
 
+    async def log(self, contact: str, *, after: int = 0) -> list[AuditEvent]:
+        result: list[AuditEvent] = self.inner.log(contact, after=after)
+        return result
+
     async def put(
         self,
         consent: Consent,
+        events: Sequence[AuditEvent],
         *,
         expected_version: int,
-        cancel_pending: Collection[MessageKind] = (),
-    ) -> None:
-        self.inner.put(
-            consent, expected_version=expected_version, cancel_pending=cancel_pending
+        lease: Lease | None = None,
+    ) -> Outgoing | None:
+        result: Outgoing | None = self.inner.put(
+            consent, events, expected_version=expected_version, lease=lease
         )
+        return result
 
     async def pending(
         self, *, contact: str | None = None, limit: int | None = None
@@ -187,27 +166,30 @@ class AsyncStoreAdapter:
     async def release(self, key: str) -> None:
         self.inner.release(key)
 
-    async def mark_sent(self, key: str) -> None:
-        self.inner.mark_sent(key)
+    async def mark_sent(
+        self, key: str, *, lease: Lease | None = None
+    ) -> Outgoing | None:
+        result: Outgoing | None = self.inner.mark_sent(key, lease=lease)
+        return result
 
 
 class ConflictCounter(Interceptor):
-    """Counts the write conflicts a store reports (over a store that takes
-    the optional ``lease``, which it passes on)."""
+    """Counts the write conflicts a store reports."""
 
     conflicts = 0
 
     def put(
         self,
         consent: Consent,
+        events: Sequence[AuditEvent],
         *,
-        lease: tuple[datetime, datetime] | None = None,
-        **kw: Any,
-    ) -> Any:
+        expected_version: int,
+        lease: Lease | None = None,
+    ) -> Outgoing | None:
         try:
-            if lease is None:
-                return self.inner.put(consent, **kw)
-            return self.inner.put(consent, lease=lease, **kw)
+            return super().put(
+                consent, events, expected_version=expected_version, lease=lease
+            )
         except StaleVersion:
             self.conflicts += 1
             raise
@@ -217,33 +199,37 @@ def snapshot(store: Any, contacts: Collection[str]) -> tuple[Any, ...]:
     """Everything observable in a store about ``contacts``."""
     records = []
     for contact in contacts:
-        record = store.get(contact)
-        records.append(None if record is None else record.to_dict())
+        head = store.get(contact)
+        records.append(None if head is None else head.to_dict())
+        records.append([e.to_dict() for e in store.log(contact)])
     return tuple(records), tuple(m.key for m in store.pending())
 
 
-def stop_versions(consent: Consent) -> list[int]:
+def stop_versions(log: Sequence[AuditEvent]) -> list[int]:
     """Versions of the events that stopped the contact."""
     return [
         e.version
-        for e in consent.history
+        for e in log
         if e.to_state is ConsentState.STOPPED
         and e.from_state is not ConsentState.STOPPED
     ]
 
 
-def decided(consent: Consent) -> Iterator[tuple[int, int, Outgoing]]:
-    """``(version, position, message)`` for every message in the history."""
-    for event in consent.history:
+def decided(log: Sequence[AuditEvent]) -> Iterator[tuple[int, int, Outgoing]]:
+    """``(version, position, message)`` for every message in a log."""
+    for event in log:
         for position, message in enumerate(event.sent):
             yield event.version, position, message
 
 
-def cancellable(consent: Consent, version: int, kind: MessageKind) -> bool:
+def cancelled_keys(log: Sequence[AuditEvent]) -> set[str]:
+    """Keys a log's ``cancel`` events list."""
+    return {key for e in log for key in e.cancelled}
+
+
+def cancellable(log: Sequence[AuditEvent], version: int, kind: MessageKind) -> bool:
     """Whether a message decided at ``version`` may be cancelled by a later stop."""
-    return kind in CANCELLED_BY_STOP and any(
-        v > version for v in stop_versions(consent)
-    )
+    return kind in CANCELLED_BY_STOP and any(v > version for v in stop_versions(log))
 
 
 # ---------------------------------------------------------------------------
@@ -271,7 +257,6 @@ def mp_worker(  # noqa: PLR0917 (a multiprocessing target)
     rounds: int,
     seed: int,
     sync: Any,
-    leasing: bool = True,
 ) -> None:
     """One process: random interleavings of requests, replies and texts.
 
@@ -281,9 +266,7 @@ def mp_worker(  # noqa: PLR0917 (a multiprocessing target)
     """
     rng = random.Random(seed)
     counter = ConflictCounter(SQLiteStore(path, synchronous="NORMAL"))
-    # Leasing: put and mark_sent claim the next message in their write;
-    # plain: the service claims each message itself (a host store).
-    store: Any = counter if leasing else Plain(counter)
+    store: Any = counter
     log: list[tuple[int, int, str, str, str]] = []
 
     def send(message: Outgoing) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from optin_core import (
     Attest,
+    AuditEvent,
     Consent,
     ConsentState,
     Inbound,
@@ -22,6 +23,7 @@ from optin_core import (
     RequestOptIn,
     Revoke,
     SendText,
+    cancel_queued,
     decide,
 )
 from optin_core._enums import Intent
@@ -131,6 +133,33 @@ def consents(draw: st.DrawFn, max_steps: int = 12) -> Consent:
         with contextlib.suppress(OptinError):
             consent = decide(consent, inp, policy).consent
     return consent
+
+
+@st.composite
+def conversations(
+    draw: st.DrawFn, max_steps: int = 16
+) -> tuple[Policy, Consent, tuple[AuditEvent, ...]]:
+    """A policy, and the head and log of a contact driven through ``decide``
+    by random inputs, as a store would keep them. When a decision stops the
+    contact, a random part of the texts decided since the last stop is taken
+    as still queued, so cancellations are logged too (``cancel_queued``)."""
+    policy = draw(policies)
+    consent = Consent.new(draw(st.sampled_from(["+15555550100", "+33612345678"])))
+    log: list[AuditEvent] = []
+    queued: list[object] = []
+    for inp in draw(st.lists(inputs(), max_size=max_steps)):
+        try:
+            decision = decide(consent, inp, policy)
+        except OptinError:
+            continue
+        if any(e.to_state is ConsentState.STOPPED for e in decision.events):
+            still = [m for m in queued if draw(st.booleans())]
+            decision = cancel_queued(decision, still, policy)  # type: ignore[arg-type]
+            queued = []
+        queued.extend(m for m in decision.outgoing)
+        consent = decision.consent
+        log.extend(decision.events)
+    return policy, consent, tuple(log)
 
 
 states = st.sampled_from(list(ConsentState))

@@ -233,8 +233,8 @@ def test_message_ids_are_remembered_boundedly() -> None:
     flow.reply("yes", 1)
     for i in range(100):
         flow.reply("help", 2 + i)
-    assert len(flow.consent.recent_message_ids) == 64
-    assert flow.consent.recent_message_ids[-1] == flow.consent.history[-1].message_id
+    assert len(flow.consent.recent_message_ids) == 32
+    assert flow.consent.recent_message_ids[-1] == flow.events[-1].message_id
 
 
 # -- requests and greetings -----------------------------------------------------

@@ -175,7 +175,8 @@ def test_rule(mode: Mode, state: ConsentState, name: str, expected: object) -> N
     assert decision.consent.state is target
     assert tuple(m.kind for m in decision.outgoing) == kinds
     assert decision.consent.version == before.version + len(decision.events)
-    assert decision.consent.history[: before.version] == before.history
+    assert decision.events[0].prev == before.digest
+    assert decision.consent.digest == decision.events[-1].digest
     assert all(m.contact == before.contact for m in decision.outgoing)
     if decision.events:
         assert decision.events[-1].policy_id == pol.policy_id

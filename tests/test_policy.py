@@ -159,14 +159,14 @@ def test_hooks_can_be_overridden() -> None:
     flow.request(0)
     flow.reply("yes please!", 1)
     assert flow.consent.state is ConsentState.OPTED_IN
-    assert flow.consent.history[-1].reply is not None
-    assert flow.consent.history[-1].reply.intent is Intent.CONSENT
+    assert flow.events[-1].reply is not None
+    assert flow.events[-1].reply.intent is Intent.CONSENT
 
 
 def test_policy_id_and_version_are_on_every_event() -> None:
     p = Policy(org_name="Acme", policy_id="acme-sms", policy_version="2026-03")
-    d = decide(Consent.new(CONTACT), RequestOptIn(at=at(0)), p)
-    d = decide(d.consent, Inbound(text="yes", at=at(1), message_id="1"), p)
-    assert {(e.policy_id, e.policy_version) for e in d.consent.history} == {
+    first = decide(Consent.new(CONTACT), RequestOptIn(at=at(0)), p)
+    d = decide(first.consent, Inbound(text="yes", at=at(1), message_id="1"), p)
+    assert {(e.policy_id, e.policy_version) for e in (*first.events, *d.events)} == {
         ("acme-sms", "2026-03")
     }

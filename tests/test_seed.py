@@ -8,6 +8,7 @@ import pytest
 
 from optin_core import (
     Consent,
+    ConsentLog,
     ConsentState,
     Intent,
     MessageKind,
@@ -67,19 +68,22 @@ def test_seed_conversation(locale: str) -> None:
     assert info.value.reason == "stopped"
 
     consent = flow.consent
+    log = flow.log
     # The proof: who, when, the exact wording, the raw replies, how they matched.
-    assert [e.trigger for e in consent.history] == [
+    assert [e.trigger for e in log] == [
         "request",
         "remind",
         "consent",
         "text",
         "stop",
     ]
-    assert consent.history[0].sent[0].text == request.text
-    assert consent.history[0].actor == "martha"
-    assert consent.history[2].reply is not None
-    assert consent.history[2].reply.text == yes
+    assert log[0].sent[0].text == request.text
+    assert log[0].actor == "martha"
+    assert log[2].reply is not None
+    assert log[2].reply.text == yes
     assert consent.opted_in_at == at(5)
     assert consent.stopped_at == at(30)
     restored = Consent.from_dict(json.loads(json.dumps(consent.to_dict())))
-    assert restored == consent == replay(consent.contact, consent.history)
+    assert restored == consent == replay(consent.contact, log)
+    exported = ConsentLog(head=consent, events=log).to_dict()
+    assert ConsentLog.from_dict(json.loads(json.dumps(exported))).events == log

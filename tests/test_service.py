@@ -34,7 +34,7 @@ from optin_core import (
 )
 from optin_core._phone import normalize_phone
 from optin_core._service import AsyncConsentService, ConsentService
-from optin_core._stores import MemoryStore, SQLiteStore
+from optin_core.stores import MemoryStore, SQLiteStore
 
 from .service_helpers import (
     SERVICE_STORE_KINDS,
@@ -43,7 +43,6 @@ from .service_helpers import (
     AsyncStoreAdapter,
     Clock,
     Interceptor,
-    Plain,
     Sender,
     inner_store,
     make_store,
@@ -123,8 +122,14 @@ def test_odd_replies_never_raise_and_are_stored_verbatim(env: Env, text: str) ->
     decision = env.service.receive(A, text, message_id="odd")
     stored = env.store.get(A)
     assert stored == decision.consent
-    assert stored.history[-1].reply is not None
-    assert stored.history[-1].reply.text == text
+    last = env.store.log(A)[-1]
+    assert last.reply is not None
+    if len(text) <= optin_core.MAX_REPLY_CHARS:
+        assert last.reply.text == text
+    else:  # bounded: a prefix, the length and the SHA-256 of the whole
+        assert last.reply.text == text[: optin_core.MAX_REPLY_CHARS]
+        assert last.reply.full_length == len(text)
+    assert env.service.history(A).head == stored
 
 
 def test_contact_ids_that_no_store_can_key_are_refused(env: Env) -> None:
@@ -276,20 +281,25 @@ def test_texts_racing_a_stop_never_follow_its_confirmation(env: Env) -> None:
     kinds = env.sender.kinds(A)
     assert kinds.count(MessageKind.STOP_CONFIRMATION) == 1
     assert MessageKind.TEXT not in kinds[kinds.index(MessageKind.STOP_CONFIRMATION) :]
-    record = svc.get(A)
-    stop_at = next(e.version for e in record.history if e.trigger == "stop")
-    texts = [e for e in record.history if e.trigger == "text"]
+    log = svc.history(A).events
+    stop_at = next(e.version for e in log if e.trigger == "stop")
+    texts = [e for e in log if e.trigger == "text"]
     assert len(texts) + len(errors) == 7
     assert all(e.version < stop_at for e in texts)  # none decided after the stop
     status = [env.store.message_status(e.sent[0].key) for e in texts]
     assert status.count("sent") == kinds.count(MessageKind.TEXT)
     assert set(status) <= {"sent", "cancelled"}
+    # Every text the stop cancelled is listed in the log, on its cancel event.
+    cancelled = {key for e in log for key in e.cancelled}
+    assert {
+        e.sent[0].key for e, st in zip(texts, status, strict=True) if st == "cancelled"
+    } <= cancelled
     assert svc.flush() == 0
 
 
 def test_conflicts_are_retried_then_reported(env: Env) -> None:
     class AlwaysStale(Interceptor):
-        def put(self, consent: Consent, **kw: Any) -> None:
+        def put(self, consent: Consent, events: Any, **kw: Any) -> None:
             self.puts += 1
             raise StaleVersion(
                 consent.contact, expected=kw["expected_version"], found=9
@@ -629,7 +639,7 @@ class Recorder:
 
 
 @pytest.mark.parametrize("kind", STORE_KINDS)
-def test_a_leasing_store_commits_twice_per_message(kind: str, tmp_path: Path) -> None:
+def test_a_store_commits_twice_per_message(kind: str, tmp_path: Path) -> None:
     inner = make_store(kind, tmp_path)
     env = Env(inner)
     env.service.request_opt_in(A)
@@ -640,7 +650,7 @@ def test_a_leasing_store_commits_twice_per_message(kind: str, tmp_path: Path) ->
     # no listing of the pending messages.
     assert spy.names() == ["get", "put", "mark_sent"]
     assert [kw for _n, kw in spy.calls][1:] == [
-        ("cancel_pending", "expected_version", "lease"),
+        ("expected_version", "lease"),
         ("lease",),
     ]
     assert env.sender.kinds(A)[-1] is MessageKind.OPT_IN_CONFIRMATION
@@ -652,19 +662,49 @@ def test_a_leasing_store_commits_twice_per_message(kind: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("kind", STORE_KINDS)
-def test_a_plain_store_is_claimed_message_by_message(kind: str, tmp_path: Path) -> None:
+def test_a_stop_reads_the_queue_and_logs_what_it_cancels(
+    kind: str, tmp_path: Path
+) -> None:
     inner = make_store(kind, tmp_path)
     env = Env(inner)
-    env.service.request_opt_in(A)
-    spy = Recorder(Plain(inner))
+    env.opt_in()
+    env.sender.fail = lambda m: m.kind is MessageKind.TEXT
+    queued = env.service.send_text(A, "queued").outgoing[0]
+    env.sender.fail = None
+    spy = Recorder(inner)
     svc = ConsentService(POLICY, spy, env.sender, clock=env.clock)
-    svc.receive(A, "Yes", message_id="SM1")
-    assert spy.names() == ["get", "put", "pending", "claim", "mark_sent", "pending"]
-    assert all("lease" not in kw for _n, kw in spy.calls)
-    assert env.sender.kinds(A)[-1] is MessageKind.OPT_IN_CONFIRMATION
-    assert svc.flush() == 0
+    decision = svc.receive(A, "STOP", message_id="SM-stop")
+    assert spy.names() == ["get", "pending", "put", "mark_sent"]
+    assert [e.trigger for e in decision.events] == ["stop", "cancel"]
+    assert decision.events[-1].cancelled == (queued.key,)
+    assert inner.message_status(queued.key) == "cancelled"
+    assert env.sender.kinds(A)[-1] is MessageKind.STOP_CONFIRMATION
+    assert MessageKind.TEXT not in env.sender.kinds(A)
+    assert svc.history(A).events[-1] == decision.events[-1]
     if isinstance(inner, SQLiteStore):
         inner.close()
+
+
+def test_a_stop_racing_a_flush_of_its_queue_decides_again(store: Any) -> None:
+    env = Env(store)
+    env.opt_in()
+    env.sender.fail = lambda m: m.kind is MessageKind.TEXT
+    queued = env.service.send_text(A, "queued").outgoing[0]
+    env.sender.fail = None
+    spy = Interceptor(store)
+    svc = ConsentService(POLICY, spy, env.sender, clock=env.clock)
+    # Between the stop's reading of the queue and its write, a flush sends
+    # the queued text: the write is refused and the stop decided again,
+    # now with nothing left to cancel.
+    spy.before_put = env.service.flush
+    decision = svc.receive(A, "STOP", message_id="SM-stop")
+    assert [e.trigger for e in decision.events] == ["stop"]
+    assert store.message_status(queued.key) == "sent"
+    assert env.sender.kinds(A)[-2:] == [
+        MessageKind.TEXT,
+        MessageKind.STOP_CONFIRMATION,
+    ]
+    assert spy.puts == 2
 
 
 def test_a_leasing_store_sends_several_messages_in_order(store: Any) -> None:
@@ -680,44 +720,41 @@ def test_a_leasing_store_sends_several_messages_in_order(store: Any) -> None:
     assert env.service.flush() == 0
 
 
-def test_lease_support_is_detected_per_method(tmp_path: Path) -> None:
-    class KwargsOnly(Plain):
-        def put(self, consent: Consent, **kw: Any) -> None:
-            self.inner.put(consent, **kw)
+def test_a_store_without_the_log_is_refused() -> None:
+    class Headless:
+        def __init__(self) -> None:
+            self.inner = MemoryStore()
 
-    class MarkOnly(Plain):
-        def mark_sent(self, key: str, *, lease: Any = None) -> Any:
-            return self.inner.mark_sent(key, lease=lease)
+        def __getattr__(self, name: str) -> Any:
+            if name == "log":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
 
-    def flags(store: Any) -> tuple[bool, bool]:
-        svc = ConsentService(POLICY, store, Sender())
-        return svc._put_leases, svc._mark_leases
-
-    assert flags(MemoryStore()) == (True, True)
-    with SQLiteStore(tmp_path / "c.db") as s:
-        assert flags(s) == (True, True)
-    assert flags(Plain(MemoryStore())) == (False, False)
-    assert flags(KwargsOnly(MemoryStore())) == (False, False)  # **kw: not assumed
-    assert flags(MarkOnly(MemoryStore())) == (False, True)
+    with pytest.raises(TypeError, match=r"log\(\)"):
+        ConsentService(POLICY, Headless(), Sender())
     adapter = AsyncStoreAdapter(MemoryStore())
-    svc = AsyncConsentService(POLICY, adapter, Sender())
-    assert (svc._put_leases, svc._mark_leases) == (False, False)
     with pytest.raises(TypeError, match="AsyncConsentService"):
         ConsentService(POLICY, adapter, Sender())
 
 
-def test_a_store_that_only_leases_on_mark_sent(tmp_path: Path) -> None:
-    class MarkOnly(Plain):
-        def mark_sent(self, key: str, *, lease: Any = None) -> Any:
-            return self.inner.mark_sent(key, lease=lease)
-
-    inner = MemoryStore()
-    env = Env(MarkOnly(inner))
-    env.sender.fail_first(1)
-    env.service.request_opt_in(A)
-    env.service.receive(A, "help", message_id="h")  # request, then HELP
-    assert env.sender.kinds(A) == [MessageKind.OPT_IN_REQUEST, MessageKind.HELP]
-    assert env.service.flush() == 0
+def test_a_redelivery_of_any_age_changes_nothing(store: Any) -> None:
+    env = Env(store, Policy(org_name="Acme", loop_max_auto_replies=1000))
+    svc = env.service
+    svc.request_opt_in(A)
+    svc.receive(A, "STOP", message_id="SM-stop")
+    svc.receive(A, "START", message_id="SM-start")
+    for i in range(100):
+        svc.receive(A, "help", message_id=f"SM-{i}")
+    svc.receive(A, "STOP", message_id="SM-stop-2")
+    assert svc.get(A).version == 104
+    sent = len(env.sender.sent)
+    # The provider redelivers the old START, without a timestamp (now).
+    decision = svc.receive(A, "START", message_id="SM-start")
+    assert not decision.changed
+    assert svc.get(A).state is ConsentState.STOPPED
+    assert len(env.sender.sent) == sent
+    # The head alone no longer remembers it: the store's log did.
+    assert "SM-start" not in svc.get(A).recent_message_ids
 
 
 # ---------------------------------------------------------------------------
@@ -784,23 +821,7 @@ def test_async_service_with_async_store_and_sync_send() -> None:
     assert inner.get(A).version == 4  # type: ignore[union-attr]
 
 
-class LeasingAsyncStoreAdapter(AsyncStoreAdapter):
-    """An :class:`AsyncStore` with the optional ``lease``."""
-
-    async def put(  # type: ignore[override]
-        self, consent: Consent, *, lease: Any = None, **kw: Any
-    ) -> Outgoing | None:
-        result: Outgoing | None = self.inner.put(consent, lease=lease, **kw)
-        return result
-
-    async def mark_sent(  # type: ignore[override]
-        self, key: str, *, lease: Any = None
-    ) -> Outgoing | None:
-        result: Outgoing | None = self.inner.mark_sent(key, lease=lease)
-        return result
-
-
-def test_async_service_with_a_leasing_async_store() -> None:
+def test_async_service_keeps_the_queue_order_and_reads_history() -> None:
     inner = MemoryStore()
     sender = Sender()
     sender.fail_first(1)
@@ -808,16 +829,18 @@ def test_async_service_with_a_leasing_async_store() -> None:
     async def main() -> None:
         svc = AsyncConsentService(
             POLICY,
-            LeasingAsyncStoreAdapter(inner),
+            AsyncStoreAdapter(inner),
             sender,
             clock=Clock(),
             on_send_error=lambda m, e: None,
         )
-        assert (svc._put_leases, svc._mark_leases) == (True, True)
         await svc.request_opt_in(A)  # fails, stays pending
         await svc.receive(A, "help", message_id="h")  # request, then HELP
         await svc.receive(A, "yes", message_id="y")
         assert await svc.flush() == 0
+        history = await svc.history(A)
+        assert [e.trigger for e in history.events] == ["request", "help", "consent"]
+        assert history.head == await svc.get(A)
 
     asyncio.run(main())
     assert sender.kinds() == [

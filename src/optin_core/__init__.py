@@ -10,10 +10,12 @@ thin shell that applies its decisions through the host's ``send`` and
 from __future__ import annotations
 
 from ._catalog import render_message
-from ._core import cancelled_by_stop, decide, may_text, sendable
+from ._chain import canonical_bytes, event_digest
+from ._core import cancel_queued, cancelled_by_stop, decide, may_text, sendable
 from ._enums import ConsentState, Intent, MatchRule, MessageKind, Trigger
 from ._errors import (
     ContactStopped,
+    DuplicateMessage,
     InvalidGreeting,
     InvalidInput,
     MethodNotAccepted,
@@ -27,11 +29,15 @@ from ._errors import (
 )
 from ._keywords import KeywordCollision, KeywordIndex, build_keyword_index
 from ._locale import available_locales, locale_chain, require_locale
-from ._machine import ConsentMachine, mermaid, replay
+from ._log import ConsentLog, replay, verify
+from ._machine import ConsentMachine, mermaid
 from ._parser import ParsedReply, normalize, parse_reply
 from ._phone import normalize_phone
 from ._policy import Mode, Policy
 from ._records import (
+    MAX_CONTACT_LENGTH,
+    MAX_MESSAGE_ID_LENGTH,
+    MAX_REPLY_CHARS,
     SCHEMA_VERSION,
     Attest,
     AuditEvent,
@@ -46,7 +52,7 @@ from ._records import (
 )
 from ._service import AsyncConsentService, ConsentService, SendErrorHandler
 from ._sms import SmsInfo, sms_info
-from ._stores import (
+from .stores import (
     AsyncStore,
     Lease,
     MemoryStore,
@@ -58,17 +64,22 @@ from ._stores import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_CONTACT_LENGTH",
+    "MAX_MESSAGE_ID_LENGTH",
+    "MAX_REPLY_CHARS",
     "SCHEMA_VERSION",
     "AsyncConsentService",
     "AsyncStore",
     "Attest",
     "AuditEvent",
     "Consent",
+    "ConsentLog",
     "ConsentMachine",
     "ConsentService",
     "ConsentState",
     "ContactStopped",
     "Decision",
+    "DuplicateMessage",
     "Inbound",
     "Input",
     "Intent",
@@ -104,8 +115,11 @@ __all__ = [
     "__version__",
     "available_locales",
     "build_keyword_index",
+    "cancel_queued",
     "cancelled_by_stop",
+    "canonical_bytes",
     "decide",
+    "event_digest",
     "locale_chain",
     "may_text",
     "mermaid",
@@ -117,4 +131,5 @@ __all__ = [
     "require_locale",
     "sendable",
     "sms_info",
+    "verify",
 ]

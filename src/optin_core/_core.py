@@ -20,32 +20,30 @@ from ._errors import (
     SendBlocked,
 )
 from ._locale import require_locale
-from ._machine import EFFECTS, SENDABLE_WHEN_STOPPED, fire
+from ._machine import CANCELLED_BY_STOP, EFFECTS, fire, repeat_key
 from ._parser import ParsedReply, parse_reply
 from ._policy import Mode, Policy
 from ._records import (
+    MAX_REPLY_CHARS,
     Attest,
     AuditEvent,
     Consent,
     Decision,
     Inbound,
     Input,
+    Outgoing,
     RequestOptIn,
     Revoke,
     SendText,
     make_decision,
 )
 
-__all__ = ["cancelled_by_stop", "decide", "may_text", "sendable"]
+__all__ = ["cancel_queued", "cancelled_by_stop", "decide", "may_text", "sendable"]
 
 _NEW = ConsentState.NEW
 _PENDING = ConsentState.PENDING
 _DISCLOSED = ConsentState.DISCLOSED
 _STOPPED = ConsentState.STOPPED
-
-#: Automatic replies the loop guard counts; confirmations follow a change of
-#: state and so cannot ping-pong, and the stop confirmation is never held back.
-_AUTO_REPLIES = frozenset({MessageKind.REMINDER, MessageKind.HELP})
 
 #: Characters a greeting may carry although Unicode files them as format
 #: characters: the zero-width joiner that glues emoji sequences together.
@@ -116,23 +114,67 @@ def _may_text_in(state: ConsentState, policy: Policy) -> bool:
     )
 
 
-_CANCELLED_BY_STOP = frozenset(MessageKind) - SENDABLE_WHEN_STOPPED
-
-
 def cancelled_by_stop(decision: Decision) -> frozenset[MessageKind]:
     """The kinds of still-unsent messages that ``decision`` makes undeliverable.
 
     When the decision stops the contact, every message queued before the stop
     and not yet sent is cancelled, except stop confirmations and HELP answers:
     a text composed before a STOP must never reach the contact after it.
-    Stores apply it in the same write as the record (``cancel_pending``).
+    :func:`cancel_queued` records the cancellation in the log, and the store
+    applies it in the same write.
 
     .. versionadded:: 0.1.0
     """
     for event in decision.events:
         if event.to_state is _STOPPED and event.from_state is not _STOPPED:
-            return _CANCELLED_BY_STOP
+            return CANCELLED_BY_STOP
     return frozenset()
+
+
+def cancel_queued(
+    decision: Decision, queued: Iterable[Outgoing], policy: Policy
+) -> Decision:
+    """``decision`` with the cancellation of ``queued`` messages logged.
+
+    ``queued`` are the contact's still-unsent messages as the store lists
+    them (``store.pending(contact=...)``), read after the head ``decision``
+    was taken on. When the decision stops the contact, those of a kind the
+    stop makes undeliverable are listed on a ``cancel`` event appended right
+    after the stop, so the log proves they were never sent; the store
+    cancels exactly those in the same write (and refuses the write if one of
+    them was sent meanwhile: decide again). Otherwise ``decision`` itself.
+
+    .. versionadded:: 0.2.0
+    """
+    kinds = cancelled_by_stop(decision)
+    # A stop is always its decision's last event (and a cancel follows it
+    # once: a decision that already has one is returned as it is).
+    stop = decision.events[-1] if decision.events else None
+    if not kinds or stop is None or stop.to_state is not _STOPPED:
+        return decision
+    if stop.trigger is Trigger.CANCEL:
+        return decision
+    contact = decision.consent.contact
+    keys = tuple(
+        dict.fromkeys(m.key for m in queued if m.contact == contact and m.kind in kinds)
+    )
+    if not keys:
+        return decision
+    consent, cancel = fire(
+        decision.consent,
+        Trigger.CANCEL,
+        at=stop.input_time,
+        input=stop.input,
+        cancelled=keys,
+        actor=stop.actor,
+        locale=None,
+        policy_id=policy.policy_id,
+        policy_version=policy.policy_version,
+        log_key=policy.log_key,
+    )
+    return make_decision(
+        consent, decision.outgoing, (*decision.events, cancel), decision.reply
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -183,6 +225,7 @@ def _fire(
         locale=locale,
         policy_id=policy.policy_id,
         policy_version=policy.policy_version,
+        log_key=policy.log_key,
     )
 
 
@@ -283,23 +326,25 @@ def _loop_guard(
     Returns :data:`_PAUSED` when they are paused already (the pause was
     recorded when it began).
     """
-    history = consent.history
-    last = history[-1] if history else None
     since = msg.at - policy.loop_window
-    if last is not None and last.trigger is Trigger.PAUSE and last.at >= since:
+    last = consent.last_trigger
+    if (
+        last is Trigger.PAUSE
+        and consent.last_at is not None
+        and consent.last_at >= since
+    ):
         return _PAUSED
     if (
-        last is not None
-        and last.reply is not None
-        and last.trigger is Trigger.REMIND
-        and last.reply.text.strip().casefold() == reply.text.strip().casefold()
+        last is Trigger.REMIND
+        and consent.reminded_reply is not None
+        and consent.reminded_reply == repeat_key(reply.bounded(MAX_REPLY_CHARS))
     ):
         return "loop guard: the contact repeated the same unrecognized reply"
     count = 0
-    for event in reversed(history):
-        if event.at < since:
+    for when in reversed(consent.auto_replies):
+        if when < since:
             break
-        count += sum(1 for m in event.sent if m.kind in _AUTO_REPLIES)
+        count += 1
     if count >= policy.loop_max_auto_replies:
         return (
             f"loop guard: {count} automatic replies within "

@@ -142,3 +142,6 @@ class Trigger(enum.StrEnum):
     TEXT = "text"
     #: The loop guard paused automatic replies.
     PAUSE = "pause"
+    #: A stop cancelled texts still queued for the contact (the keys are
+    #: recorded on the event).
+    CANCEL = "cancel"

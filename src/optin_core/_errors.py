@@ -8,12 +8,14 @@ raises: odd text is classified, not rejected.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import ClassVar
 
 __all__ = [
     "ContactStopped",
+    "DuplicateMessage",
     "InvalidGreeting",
     "InvalidInput",
     "MethodNotAccepted",
@@ -25,6 +27,23 @@ __all__ = [
     "StaleVersion",
     "UnknownLocale",
 ]
+
+
+_shown = reprlib.Repr()
+_shown.maxlevel = 2
+_shown.maxstring = 40
+_shown.maxother = 40
+_shown.maxlist = _shown.maxdict = _shown.maxtuple = 4
+
+
+def show(value: object) -> str:
+    """A short ``repr`` of untrusted data for an error message: bounded in
+    length and depth, so a hostile value cannot make the message itself fail
+    (``repr`` of a list nested 100,000 deep raises ``RecursionError``)."""
+    try:
+        return _shown.repr(value)
+    except Exception:  # a host object whose __repr__ raises
+        return f"<{type(value).__name__}>"
 
 
 class OptinError(Exception):
@@ -130,13 +149,40 @@ class StaleVersion(OptinError):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, contact: str, *, expected: int, found: int | None) -> None:
+    def __init__(
+        self,
+        contact: str,
+        *,
+        expected: int,
+        found: int | None,
+        why: str = "",
+    ) -> None:
         self.contact = contact
         self.expected = expected
         self.found = found
+        detail = f"; {why}" if why else ""
         super().__init__(
             f"record of {contact!r} changed concurrently (expected version "
-            f"{expected}, found {found}); reload it and decide again"
+            f"{expected}, found {found}{detail}); reload it and decide again"
+        )
+
+
+class DuplicateMessage(OptinError):
+    """A store refused a write whose inbound ``message_id`` is already in the
+    contact's log: a redelivered webhook, however old.
+
+    :class:`~optin_core.ConsentService` treats it as "already processed" and
+    returns an unchanged decision; a host's own shell should do the same.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, contact: str, message_id: str) -> None:
+        self.contact = contact
+        self.message_id = message_id
+        super().__init__(
+            f"message {message_id!r} of {contact!r} is already in its consent "
+            "log; it was processed before, so drop this delivery"
         )
 
 
@@ -181,16 +227,29 @@ class UnknownLocale(OptinError, LookupError):
 
 
 class RecordError(OptinError, ValueError):
-    """A stored record is malformed or of an unknown schema.
+    """A stored record or log is malformed, forged, or of an unknown schema.
 
-    ``field`` names the offending field (dotted path).
+    ``field`` names the offending field (dotted path, e.g. ``log[3].digest``),
+    ``problem`` says what is wrong with it, and ``index`` is the position of
+    the first log event that fails (``None`` when the fault is not in an
+    event).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``problem`` and ``index``.
     """
 
-    def __init__(self, field: str, problem: str, *, contact: str = "") -> None:
+    def __init__(
+        self,
+        field: str,
+        problem: str,
+        *,
+        contact: str = "",
+        index: int | None = None,
+    ) -> None:
         self.field = field
+        self.problem = problem
         self.contact = contact
+        self.index = index
         who = f" of {contact!r}" if contact else ""
         super().__init__(
             f"consent record{who} is invalid at {field!r}: {problem}; restore it "

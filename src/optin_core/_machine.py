@@ -10,23 +10,26 @@ sending it an event; see ``bench/``). The declaration also draws the docs' diagr
 is the oracle of the model-based tests.
 
 :func:`fire` is the only code that moves a record: it builds the audit event
-for a trigger and folds it into a new record with :func:`apply_event`, the
-same function :func:`replay` uses, so a record always equals the replay of its
-history.
+for a trigger, chains it to the head's digest, and folds it into a new head
+with :func:`advance`, the same function :func:`optin_core.replay` uses, so a
+head always equals the replay of its log.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 
 from statemachine import State, StateMachine
 
+from ._chain import event_digest
 from ._enums import ConsentState, MessageKind, Trigger
-from ._errors import RecordError
 from ._parser import ParsedReply
 from ._records import (
+    AUTO_REPLY_MEMORY,
+    MAX_REPLY_CHARS,
     RECENT_IDS,
     AuditEvent,
     Consent,
@@ -37,16 +40,17 @@ from ._records import (
 )
 
 __all__ = [
+    "AUTO_REPLIES",
+    "CANCELLED_BY_STOP",
     "EFFECTS",
     "SENDABLE_WHEN_STOPPED",
     "TRANSITIONS",
     "ConsentMachine",
     "Trigger",
-    "apply_event",
-    "check_event",
+    "advance",
     "fire",
     "mermaid",
-    "replay",
+    "repeat_key",
 ]
 
 
@@ -106,6 +110,7 @@ class ConsentMachine(StateMachine):
         | disclosed.to(disclosed, internal=True)
         | stopped.to(stopped, internal=True)
     )
+    cancel = stopped.to(stopped, internal=True)
 
 
 #: The message each trigger sends, before the policy's confirmation switches.
@@ -125,6 +130,7 @@ EFFECTS: Mapping[Trigger, MessageKind | None] = MappingProxyType(
         Trigger.HELP: MessageKind.HELP,
         Trigger.TEXT: MessageKind.TEXT,
         Trigger.PAUSE: None,
+        Trigger.CANCEL: None,
     }
 )
 
@@ -164,6 +170,19 @@ SENDABLE_WHEN_STOPPED: frozenset[MessageKind] = frozenset(
     if target is ConsentState.STOPPED and (kind := EFFECTS[trigger]) is not None
 )
 
+#: The kinds of still-unsent message a stop cancels: everything a stopped
+#: contact may not receive.
+CANCELLED_BY_STOP: frozenset[MessageKind] = frozenset(MessageKind) - (
+    SENDABLE_WHEN_STOPPED
+)
+
+#: The automatic replies the loop guard counts; confirmations follow a change
+#: of state and so cannot ping-pong, and the stop confirmation is never held
+#: back.
+AUTO_REPLIES: frozenset[MessageKind] = frozenset(
+    {MessageKind.REMINDER, MessageKind.HELP}
+)
+
 
 def fire(
     consent: Consent,
@@ -181,14 +200,21 @@ def fire(
     locale: str | None = None,
     policy_id: str = "",
     policy_version: str = "",
+    cancelled: tuple[str, ...] = (),
+    log_key: bytes | None = None,
 ) -> tuple[Consent, AuditEvent]:
-    """Move ``consent`` by ``trigger`` and return the new record and its event.
+    """Move ``consent`` by ``trigger`` and return the new head and its event.
 
-    ``messages`` are ``(kind, text, locale)`` triples; each becomes an
-    :class:`Outgoing` with a key stable for this record version and position.
-    ``locale`` is the contact's locale after the event (``None`` keeps it).
-    Raises ``KeyError`` when the table has no such transition: a bug in the
-    caller's guards, never a contact's doing.
+    ``at`` is the input's time; the event is logged at the same time, or at
+    the previous event's when the input's is earlier (the log's times never
+    decrease; the input's own time is kept as ``input_at``). ``messages``
+    are ``(kind, text, locale)`` triples; each becomes an :class:`Outgoing`
+    with a key stable for this version and position. ``locale`` is the
+    contact's locale after the event (``None`` keeps it). ``reply`` is
+    logged bounded (:data:`MAX_REPLY_CHARS`). The event is chained to the
+    head's digest, keyed with ``log_key`` when given. Raises ``KeyError``
+    when the table has no such transition: a bug in the caller's guards,
+    never a contact's doing.
     """
     source = consent.state
     target = TRANSITIONS[source, trigger]
@@ -202,6 +228,12 @@ def fire(
             for i, (kind, text, msg_locale) in enumerate(messages)
         ]
     )
+    last_at = consent.last_at
+    input_at = None
+    if last_at is not None and at < last_at:
+        at, input_at = last_at, at
+    if reply is not None and len(reply.text) > MAX_REPLY_CHARS:
+        reply = reply.bounded(MAX_REPLY_CHARS)
     event = make_event(
         version,
         at,
@@ -219,43 +251,37 @@ def fire(
         consent.locale if locale is None else locale,
         policy_id,
         policy_version,
+        input_at,
+        cancelled,
+        consent.digest,
+        "",
     )
-    return _advance(consent, event, trigger), event
+    _set_digest(event, event_digest(contact, event, log_key=log_key))
+    return advance(consent, event), event
 
 
-def apply_event(consent: Consent, event: AuditEvent) -> Consent:
-    """Fold one audit event into a record, checking that it follows.
+_set_digest = AuditEvent.__dict__["digest"].__set__
 
-    Raises :class:`RecordError` for an event that skips a version or takes a
-    transition the machine does not declare.
+
+def repeat_key(reply: ParsedReply) -> str:
+    """What identifies a reply for the loop guard's "same reply again" rule:
+    its text, stripped and casefolded (the whole text's SHA-256 when the log
+    keeps only a prefix), hashed to a bounded size."""
+    if reply.full_sha256 is not None:
+        basis = reply.full_sha256
+    else:
+        basis = reply.text.strip().casefold()
+    return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def advance(consent: Consent, event: AuditEvent) -> Consent:
+    """The only place a head's fields change: fold ``event`` into ``consent``.
+
+    ``event`` is trusted here; :func:`optin_core.verify` checks a log's
+    events before folding them.
     """
-    trigger = check_event(consent.state, consent.version, event)
-    return _advance(consent, event, trigger)
-
-
-def check_event(state: ConsentState, version: int, event: AuditEvent) -> Trigger:
-    """The trigger of ``event`` if it can follow a record at ``(state, version)``.
-
-    Raises :class:`RecordError` naming ``history[version]`` otherwise.
-    """
-    where = f"history[{version}]"
-    if event.version != version + 1:
-        raise RecordError(f"{where}.version", f"expected {version + 1}")
-    if event.from_state is not state:
-        raise RecordError(f"{where}.from_state", f"expected {state.value} (a gap)")
     trigger = event.trigger
-    if TRANSITIONS.get((state, trigger)) is not event.to_state:
-        raise RecordError(
-            f"{where}.trigger",
-            f"{trigger.value} does not lead from {state.value} to "
-            f"{event.to_state.value}",
-        )
-    return trigger
-
-
-def _advance(consent: Consent, event: AuditEvent, trigger: Trigger) -> Consent:
-    """The only place a record's fields change; ``event`` is trusted here."""
-    at = event.at
+    t = event.input_time
     attempts = consent.attempts
     reminders = consent.reminders
     requested_at = consent.requested_at
@@ -265,25 +291,32 @@ def _advance(consent: Consent, event: AuditEvent, trigger: Trigger) -> Consent:
     stopped_at = consent.stopped_at
     if trigger is Trigger.REQUEST:
         attempts, reminders = 1, 0
-        requested_at = last_requested_at = at
+        requested_at = last_requested_at = t
     elif trigger is Trigger.RESEND:
         attempts, reminders = attempts + 1, 0
-        last_requested_at = at
+        last_requested_at = t
     elif trigger is Trigger.REMIND:
         reminders += 1
     elif trigger is Trigger.DISCLOSE:
-        disclosed_at = at
+        disclosed_at = t
     elif event.to_state is ConsentState.OPTED_IN:
         if event.from_state is not ConsentState.OPTED_IN:
-            opted_in_at = at
-    elif event.to_state is ConsentState.STOPPED:
+            opted_in_at = t
+    elif event.to_state is ConsentState.STOPPED and trigger is not Trigger.CANCEL:
         if event.from_state is not ConsentState.STOPPED or stopped_at is None:
-            stopped_at = at
+            stopped_at = t
         else:
-            stopped_at = max(stopped_at, at)
+            stopped_at = max(stopped_at, t)
+    autos = consent.auto_replies
+    for message in event.sent:
+        if message.kind in AUTO_REPLIES:
+            autos = (*autos[-(AUTO_REPLY_MEMORY - 1) :], event.at)
     ids = consent.recent_message_ids
     if event.message_id is not None:
         ids = (*ids[-(RECENT_IDS - 1) :], event.message_id)
+    reminded = None
+    if trigger is Trigger.REMIND and event.reply is not None:
+        reminded = repeat_key(event.reply)
     return make_consent(
         consent.contact,
         event.to_state,
@@ -296,23 +329,13 @@ def _advance(consent: Consent, event: AuditEvent, trigger: Trigger) -> Consent:
         opted_in_at,
         disclosed_at,
         stopped_at,
+        event.at,
+        trigger,
+        reminded,
+        autos,
         ids,
-        (*consent.history, event),
+        event.digest,
     )
-
-
-def replay(contact: str, history: Iterable[AuditEvent]) -> Consent:
-    """Rebuild a record from its audit events.
-
-    Raises :class:`RecordError` when an event does not follow from the one
-    before it (a gap, a forged state, an unknown trigger).
-
-    .. versionadded:: 0.1.0
-    """
-    consent = Consent.new(contact)
-    for event in history:
-        consent = apply_event(consent, event)
-    return consent
 
 
 def mermaid() -> str:

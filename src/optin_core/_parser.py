@@ -11,16 +11,19 @@ Everything here is pure: no I/O, no clock, no state that changes after import
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
 from optin_core import _keywords
 from optin_core._enums import Intent, MatchRule
-from optin_core._errors import RecordError
+from optin_core._errors import RecordError, show
+
+_E = TypeVar("_E", Intent, MatchRule)
 
 if TYPE_CHECKING:
     from optin_core._keywords import KeywordIndex
@@ -46,7 +49,15 @@ class ParsedReply:
     why it matched, ``locale`` the pack it came from (``None`` when nothing
     matched) and ``text`` the original text, untouched.
 
+    In a consent log a reply longer than
+    :data:`~optin_core.MAX_REPLY_CHARS` is kept as its first characters:
+    ``full_length`` then holds the length of the whole reply and
+    ``full_sha256`` the SHA-256 of its UTF-8 bytes (lone surrogates encoded as
+    such), so the evidence stays bounded and still identifies the text. Both
+    are ``None`` when ``text`` is complete.
+
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``full_length`` and ``full_sha256``.
     """
 
     intent: Intent
@@ -54,19 +65,25 @@ class ParsedReply:
     rule: MatchRule
     locale: str | None
     text: str
+    full_length: int | None = None
+    full_sha256: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-safe dict; :meth:`from_dict` reads it back.
 
         .. versionadded:: 0.1.0
         """
-        return {
+        d: dict[str, object] = {
             "intent": self.intent.value,
             "keyword": self.keyword,
             "rule": self.rule.value,
             "locale": self.locale,
             "text": self.text,
         }
+        if self.full_length is not None:
+            d["full_length"] = self.full_length
+            d["full_sha256"] = self.full_sha256
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> ParsedReply:
@@ -82,17 +99,11 @@ class ParsedReply:
         unknown = sorted(str(k) for k in d if k not in _FIELDS)
         if unknown:
             raise RecordError(unknown[0], "unknown field")
-        for name in _FIELDS:
+        for name in _FIELDS[:5]:
             if name not in d:
                 raise RecordError(name, "missing")
-        try:
-            intent = Intent(d["intent"])
-        except ValueError:
-            raise RecordError("intent", f"unknown intent {d['intent']!r}") from None
-        try:
-            rule = MatchRule(d["rule"])
-        except ValueError:
-            raise RecordError("rule", f"unknown rule {d['rule']!r}") from None
+        intent = _member(Intent, d["intent"], "intent")
+        rule = _member(MatchRule, d["rule"], "rule")
         keyword, locale, text = d["keyword"], d["locale"], d["text"]
         if keyword is not None and not isinstance(keyword, str):
             raise RecordError("keyword", "expected a str or null")
@@ -100,10 +111,70 @@ class ParsedReply:
             raise RecordError("locale", "expected a str or null")
         if not isinstance(text, str):
             raise RecordError("text", "expected a str")
-        return cls(intent=intent, keyword=keyword, rule=rule, locale=locale, text=text)
+        full_length, full_sha256 = d.get("full_length"), d.get("full_sha256")
+        if (full_length is None) != (full_sha256 is None):
+            raise RecordError("full_length", "full_length and full_sha256 go together")
+        if full_length is not None and (
+            not isinstance(full_length, int)
+            or isinstance(full_length, bool)
+            or full_length <= len(text)
+        ):
+            raise RecordError(
+                "full_length", "expected an int longer than the text kept"
+            )
+        if full_sha256 is not None and not _is_hex64(full_sha256):
+            raise RecordError("full_sha256", "expected 64 lowercase hex digits")
+        assert full_sha256 is None or isinstance(full_sha256, str)
+        return cls(
+            intent=intent,
+            keyword=keyword,
+            rule=rule,
+            locale=locale,
+            text=text,
+            full_length=full_length,
+            full_sha256=full_sha256,
+        )
+
+    def bounded(self, limit: int) -> ParsedReply:
+        """This reply as a log keeps it: ``text`` cut to ``limit`` characters,
+        with the whole text's length and SHA-256 (itself when short enough).
+
+        .. versionadded:: 0.2.0
+        """
+        text = self.text
+        if len(text) <= limit or self.full_length is not None:
+            return self
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return ParsedReply(
+            intent=self.intent,
+            keyword=self.keyword,
+            rule=self.rule,
+            locale=self.locale,
+            text=text[:limit],
+            full_length=len(text),
+            full_sha256=digest,
+        )
 
 
-_FIELDS = ("intent", "keyword", "rule", "locale", "text")
+_FIELDS = ("intent", "keyword", "rule", "locale", "text", "full_length", "full_sha256")
+
+
+def _member(enum_type: type[_E], value: object, name: str) -> _E:
+    if isinstance(value, str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            pass
+    raise RecordError(name, f"unknown {name} {show(value)}")
+
+
+def _is_hex64(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 64
+        and all(c in "0123456789abcdef" for c in value)
+    )
+
 
 # -- normalisation ----------------------------------------------------------
 
@@ -275,6 +346,8 @@ _set_keyword = ParsedReply.__dict__["keyword"].__set__
 _set_rule = ParsedReply.__dict__["rule"].__set__
 _set_locale = ParsedReply.__dict__["locale"].__set__
 _set_text = ParsedReply.__dict__["text"].__set__
+_set_full_length = ParsedReply.__dict__["full_length"].__set__
+_set_full_sha256 = ParsedReply.__dict__["full_sha256"].__set__
 
 
 def _reply(
@@ -286,6 +359,8 @@ def _reply(
     _set_rule(reply, rule)
     _set_locale(reply, locale)
     _set_text(reply, text)
+    _set_full_length(reply, None)
+    _set_full_sha256(reply, None)
     return reply
 
 

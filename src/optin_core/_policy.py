@@ -145,7 +145,13 @@ class Policy:
     request as a stop; and accepts no out-of-band attestation until the
     organisation names a method.
 
+    ``log_key``, when set, keys the consent log's hash chain (HMAC-SHA-256):
+    rewriting a contact's log then needs the key. Keep it outside the
+    database that holds the logs, and pass the same key to
+    :func:`~optin_core.verify`. It is never shown in the policy's ``repr``.
+
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``log_key``.
     """
 
     org_name: str
@@ -180,6 +186,7 @@ class Policy:
     loop_max_auto_replies: int = 5
     policy_id: str = "default"
     policy_version: str = "1"
+    log_key: bytes | None = attrs.field(default=None, repr=False, eq=False, hash=False)
     keywords: KeywordIndex = attrs.field(init=False, eq=False, hash=False, repr=False)
     _rendered: Mapping[tuple[MessageKind, str | None], tuple[str, str]] = attrs.field(
         init=False, eq=False, hash=False, repr=False
@@ -225,6 +232,14 @@ class Policy:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PolicyError(name, f"must be an int >= {low}, got {value!r}")
+        if self.log_key is not None and (
+            not isinstance(self.log_key, bytes) or len(self.log_key) < 16
+        ):
+            raise PolicyError(
+                "log_key",
+                "must be None or a secret of at least 16 bytes (32 random bytes, "
+                "e.g. secrets.token_bytes(32), kept outside the database)",
+            )
         for name in ("resend_after", "loop_window"):
             value = getattr(self, name)
             if not isinstance(value, timedelta) or value < timedelta(0):

@@ -15,10 +15,13 @@ from typing import Any, ClassVar, TypeAlias
 import attrs
 
 from ._enums import ConsentState, MessageKind, Trigger
-from ._errors import InvalidInput, RecordError
+from ._errors import InvalidInput, RecordError, show
 from ._parser import ParsedReply
 
 __all__ = [
+    "MAX_CONTACT_LENGTH",
+    "MAX_MESSAGE_ID_LENGTH",
+    "MAX_REPLY_CHARS",
     "SCHEMA_VERSION",
     "Attest",
     "AuditEvent",
@@ -32,12 +35,28 @@ __all__ = [
     "SendText",
 ]
 
-#: Version of the serialised form written by :meth:`Consent.to_dict`.
-SCHEMA_VERSION = 1
+#: Version of the serialised form written by :meth:`Consent.to_dict` (2:
+#: a bounded head, the log beside it; 1: a record with its whole history).
+SCHEMA_VERSION = 2
 
-#: How many inbound message ids a record remembers for duplicate detection.
-#: Providers redeliver webhooks within minutes, so a short memory suffices.
-RECENT_IDS = 64
+#: How many inbound message ids a head remembers, so that the pure core
+#: drops a webhook redelivered soon after; stores check every id of the log.
+RECENT_IDS = 32
+
+#: How many automatic replies (reminders, HELP answers) a head remembers for
+#: the loop guard's count; a ``loop_max_auto_replies`` above it never pauses
+#: by count (the repeated-reply rule still does).
+AUTO_REPLY_MEMORY = 32
+
+#: Longest contact id accepted (an E.164 number has at most 16 characters).
+MAX_CONTACT_LENGTH = 256
+
+#: Longest provider message id accepted (Twilio's are 34 characters).
+MAX_MESSAGE_ID_LENGTH = 256
+
+#: A reply longer than this is logged as its first characters, its length
+#: and the SHA-256 of the whole text (see :class:`ParsedReply`).
+MAX_REPLY_CHARS = 2048
 
 
 def _aware(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -66,6 +85,17 @@ def _nonempty(instance: object, attribute: attrs.Attribute[Any], value: object) 
     if not str(value).strip():
         raise InvalidInput(
             f"{type(instance).__name__}.{attribute.name} must not be empty"
+        )
+
+
+def _message_id(
+    instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    _nonempty(instance, attribute, value)
+    if len(str(value)) > MAX_MESSAGE_ID_LENGTH:
+        raise InvalidInput(
+            f"{type(instance).__name__}.{attribute.name} is {len(str(value))} "
+            f"characters; provider message ids have at most {MAX_MESSAGE_ID_LENGTH}"
         )
 
 
@@ -106,7 +136,7 @@ class Inbound:
     kind: ClassVar[str] = "inbound"
     text: str = attrs.field(validator=_text)
     at: datetime = attrs.field(validator=_aware)
-    message_id: str = attrs.field(validator=_nonempty)
+    message_id: str = attrs.field(validator=_message_id)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -210,15 +240,26 @@ class Outgoing:
 
 @attrs.frozen(kw_only=True, slots=True)
 class AuditEvent:
-    """One entry of a record's append-only history: the proof of a change.
+    """One entry of a contact's consent log: the proof of a change.
 
     ``trigger`` names the machine transition that fired (``"consent"``,
-    ``"stop"``, ``"remind"``...) or a non-transition outcome (``"loop_guard"``).
-    ``sent`` holds the exact messages decided, an opt-in request with its full
-    rendered wording. ``reply`` holds the raw reply and the rule and keyword
-    the parser matched.
+    ``"stop"``, ``"remind"``...). ``sent`` holds the exact messages decided,
+    an opt-in request with its full rendered wording. ``reply`` holds the
+    reply (kept to :data:`MAX_REPLY_CHARS` characters, with the length and
+    SHA-256 of a longer one) and the rule and keyword the parser matched.
+    ``cancelled`` lists the keys of the queued messages a stop cancelled
+    (``trigger="cancel"``).
+
+    ``at`` never decreases along a log: it is the input's time, or the
+    previous event's when the input carried an earlier one (a delayed
+    webhook), whose own time is then kept in ``input_at``.
+
+    ``prev`` is the digest of the event before (``""`` for the first) and
+    ``digest`` this event's, over its canonical encoding (see
+    ``docs/rules.md``): the log is a hash chain.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``input_at``, ``cancelled``, ``prev``, ``digest``.
     """
 
     version: int
@@ -237,8 +278,25 @@ class AuditEvent:
     locale: str | None = None
     policy_id: str = ""
     policy_version: str = ""
+    input_at: datetime | None = None
+    cancelled: tuple[str, ...] = ()
+    prev: str = ""
+    digest: str = ""
+
+    @property
+    def input_time(self) -> datetime:
+        """The time the input carried (``input_at``, else ``at``)."""
+        return self.at if self.input_at is None else self.input_at
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict; :meth:`from_dict` reads it back."""
+        d = self.body()
+        d["digest"] = self.digest
+        return d
+
+    def body(self) -> dict[str, Any]:
+        """:meth:`to_dict` without ``digest``: what the digest covers (with
+        the contact, see :func:`optin_core.event_digest`)."""
         return {
             "version": self.version,
             "at": self.at.isoformat(),
@@ -256,22 +314,33 @@ class AuditEvent:
             "locale": self.locale,
             "policy_id": self.policy_id,
             "policy_version": self.policy_version,
+            "input_at": _iso(self.input_at),
+            "cancelled": list(self.cancelled),
+            "prev": self.prev,
         }
 
     @classmethod
     def from_dict(cls, data: object, *, field: str = "event") -> AuditEvent:
+        """Read a dict written by :meth:`to_dict` (or by 0.1.0, without the
+        chain fields). Raises :class:`RecordError` naming the field."""
         d = _mapping(data, field)
         reply = d.get("reply")
         if reply is not None:
+            reply = _mapping(reply, f"{field}.reply")
             try:
-                reply = ParsedReply.from_dict(_mapping(reply, f"{field}.reply"))
+                reply = ParsedReply.from_dict(reply)
             except RecordError as e:
-                raise RecordError(f"{field}.reply.{e.field}", str(e)) from None
+                raise RecordError(f"{field}.reply.{e.field}", e.problem) from None
         sent = d.get("sent", [])
         if not isinstance(sent, list):
             raise RecordError(f"{field}.sent", "expected a list")
+        cancelled = d.get("cancelled", [])
+        if not isinstance(cancelled, list) or not all(
+            isinstance(k, str) and k for k in cancelled
+        ):
+            raise RecordError(f"{field}.cancelled", "expected a list of keys")
         if d.get("input") not in INPUT_KINDS:
-            raise RecordError(f"{field}.input", f"unknown input {d.get('input')!r}")
+            raise RecordError(f"{field}.input", f"unknown input {show(d.get('input'))}")
         return cls(
             version=_int(d, "version", field),
             at=_dt(d, "at", field),
@@ -292,20 +361,34 @@ class AuditEvent:
             locale=_opt_str(d, "locale", field),
             policy_id=_str(d, "policy_id", field),
             policy_version=_str(d, "policy_version", field),
+            input_at=_opt_dt(d, "input_at", field),
+            cancelled=tuple(cancelled),
+            prev=_digest_str(d, "prev", field, empty=True),
+            digest=_digest_str(d, "digest", field, empty="digest" not in d),
         )
 
 
 @attrs.frozen(kw_only=True, slots=True)
 class Consent:
-    """A contact's consent record. Never mutated: every change is a new record.
+    """A contact's consent head: the bounded state the rules read.
 
-    ``version`` grows by one with every event appended to ``history``, so
-    ``version == len(history)`` always holds; stores use it for
-    compare-and-set. ``requested_at`` is when the current opt-in cycle began
-    (a reply older than it cannot answer it); ``last_requested_at`` drives
-    ``Policy.resend_after``.
+    Never mutated: every change is a new head. The evidence, the contact's
+    append-only log of :class:`AuditEvent`, lives beside it in the store and is
+    read on demand (``ConsentService.history``); the head only holds its
+    ``version`` (the number of logged events, used for compare-and-set) and
+    ``digest`` (the last event's, ``""`` before the first).
+
+    ``requested_at`` is when the current opt-in cycle began (a reply older
+    than it cannot answer it); ``last_requested_at`` drives
+    ``Policy.resend_after``. ``last_at`` and ``last_trigger`` are the last
+    event's; ``reminded_reply`` identifies the reply that last got a reminder
+    and ``auto_replies`` the times of the last :data:`AUTO_REPLY_MEMORY`
+    automatic replies (the loop guard's window); ``recent_message_ids`` the
+    last :data:`RECENT_IDS` inbound message ids (stores check every id of the
+    log). Every field is derived from the log: replaying it gives the head.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 The head no longer carries ``history``.
     """
 
     contact: str
@@ -319,28 +402,29 @@ class Consent:
     opted_in_at: datetime | None = None
     disclosed_at: datetime | None = None
     stopped_at: datetime | None = None
+    last_at: datetime | None = None
+    last_trigger: Trigger | None = None
+    reminded_reply: str | None = None
+    auto_replies: tuple[datetime, ...] = ()
     recent_message_ids: tuple[str, ...] = ()
-    history: tuple[AuditEvent, ...] = ()
+    digest: str = ""
 
     @classmethod
     def new(cls, contact: str) -> Consent:
-        """The record of a contact never seen before.
+        """The head of a contact never seen before.
 
-        Raises :class:`InvalidInput` for an empty or non-str contact id.
+        Raises :class:`InvalidInput` for an empty, over-long
+        (:data:`MAX_CONTACT_LENGTH`) or non-printable contact id, and
+        ``TypeError`` for a non-str one.
         """
-        if not isinstance(contact, str):
-            raise TypeError(f"contact must be str, got {type(contact).__name__}")
-        if not contact.strip():
-            raise InvalidInput("contact must be a non-empty id (e.g. an E.164 number)")
-        if not contact.isprintable() or not _utf8(contact):
-            raise InvalidInput(
-                f"contact {contact!r} holds control characters or lone "
-                "surrogates; pass the host's clean key (see normalize_phone)"
-            )
+        check_contact(contact)
         return cls(contact=contact)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict with ``schema`` = :data:`SCHEMA_VERSION`."""
+        """A JSON-safe dict of the head, ``schema`` = :data:`SCHEMA_VERSION`.
+
+        The log is not included: export it with ``ConsentLog.to_dict()``.
+        """
         return {
             "schema": SCHEMA_VERSION,
             "contact": self.contact,
@@ -354,25 +438,41 @@ class Consent:
             "opted_in_at": _iso(self.opted_in_at),
             "disclosed_at": _iso(self.disclosed_at),
             "stopped_at": _iso(self.stopped_at),
+            "last_at": _iso(self.last_at),
+            "last_trigger": (
+                None if self.last_trigger is None else self.last_trigger.value
+            ),
+            "reminded_reply": self.reminded_reply,
+            "auto_replies": [t.isoformat() for t in self.auto_replies],
             "recent_message_ids": list(self.recent_message_ids),
-            "history": [e.to_dict() for e in self.history],
+            "digest": self.digest,
         }
 
     @classmethod
-    def from_dict(cls, data: object) -> Consent:
-        """Rebuild a record written by :meth:`to_dict`.
+    def from_dict(cls, data: object, *, log_key: bytes | None = None) -> Consent:
+        """Rebuild a head written by :meth:`to_dict`.
 
-        Raises :class:`RecordError` naming the field for a malformed record or
+        Also reads a schema-1 record (0.1.0, which carried its whole
+        history): its history is verified like a log (``log_key`` for a
+        keyed chain) and replayed into a head. Raises :class:`RecordError`
+        naming the field for a malformed, inconsistent or forged record, or
         an unknown schema version.
         """
         d = _mapping(data, "record")
         contact = d.get("contact")
         who = contact if isinstance(contact, str) else ""
         try:
+            if d.get("schema") == 1:
+                # Imported here: the log module builds on this one.
+                from ._log import read_schema1  # noqa: PLC0415
+
+                return read_schema1(d, log_key=log_key)[0]
             return cls._from_dict(d)
         except RecordError as e:
             if who and not e.contact:
-                raise RecordError(e.field, _problem(e), contact=who) from None
+                raise RecordError(
+                    e.field, e.problem, contact=who, index=e.index
+                ) from None
             raise
 
     @classmethod
@@ -381,19 +481,33 @@ class Consent:
         if schema != SCHEMA_VERSION:
             raise RecordError(
                 "schema",
-                f"unknown schema version {schema!r} (this library reads "
+                f"unknown schema version {show(schema)} (this library reads 1 and "
                 f"{SCHEMA_VERSION})",
             )
         ids = d.get("recent_message_ids")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise RecordError("recent_message_ids", "expected a list of str")
-        history = d.get("history")
-        if not isinstance(history, list):
-            raise RecordError("history", "expected a list")
+        if (
+            not isinstance(ids, list)
+            or len(ids) > RECENT_IDS
+            or not all(isinstance(i, str) and i for i in ids)
+        ):
+            raise RecordError(
+                "recent_message_ids", f"expected a list of at most {RECENT_IDS} ids"
+            )
+        autos = d.get("auto_replies")
+        if not isinstance(autos, list) or len(autos) > AUTO_REPLY_MEMORY:
+            raise RecordError(
+                "auto_replies", f"expected a list of at most {AUTO_REPLY_MEMORY} times"
+            )
         contact = _str(d, "contact", "")
-        if not contact.strip():
-            raise RecordError("contact", "must be a non-empty str")
-        record = cls(
+        try:
+            check_contact(contact)
+        except InvalidInput as e:
+            raise RecordError("contact", str(e)) from None
+        last_trigger = d.get("last_trigger")
+        reminded = d.get("reminded_reply")
+        if reminded is not None and not _is_hex(reminded, 64):
+            raise RecordError("reminded_reply", "expected 64 lowercase hex digits")
+        head = cls(
             contact=contact,
             state=_enum(ConsentState, d, "state", ""),
             locale=_opt_str(d, "locale", ""),
@@ -405,22 +519,56 @@ class Consent:
             opted_in_at=_opt_dt(d, "opted_in_at", ""),
             disclosed_at=_opt_dt(d, "disclosed_at", ""),
             stopped_at=_opt_dt(d, "stopped_at", ""),
-            recent_message_ids=tuple(ids),
-            history=tuple(
-                AuditEvent.from_dict(e, field=f"history[{i}]")
-                for i, e in enumerate(history)
+            last_at=_opt_dt(d, "last_at", ""),
+            last_trigger=(
+                None if last_trigger is None else _enum(Trigger, d, "last_trigger", "")
             ),
+            reminded_reply=reminded,
+            auto_replies=tuple(
+                _dt({"t": t}, "t", f"auto_replies[{i}]") for i, t in enumerate(autos)
+            ),
+            recent_message_ids=tuple(ids),
+            digest=_digest_str(d, "digest", "", empty=True),
         )
-        _check_chain(record.history)
-        if record.version != len(record.history):
-            raise RecordError(
-                "version",
-                f"{record.version} does not match the {len(record.history)} "
-                "history events (a lost or forged update)",
-            )
-        if record.history and record.history[-1].to_state is not record.state:
-            raise RecordError("state", "differs from the last history event")
-        return record
+        check_head(head)
+        return head
+
+
+def check_head(head: Consent) -> None:
+    """The invariants every head holds, whatever its log: a head read alone
+    (without its log) is checked against them.
+
+    Raises :class:`RecordError` naming the first field that breaks one.
+    """
+    state = head.state
+    if head.version == 0:
+        if state is not ConsentState.NEW or head.digest or head.last_at is not None:
+            raise RecordError("version", "0 (no event yet) needs a NEW head")
+        return
+    if not head.digest:
+        raise RecordError("digest", f"missing at version {head.version}")
+    if head.last_at is None or head.last_trigger is None:
+        raise RecordError("last_at", "missing on a head with events")
+    if state is ConsentState.STOPPED and head.stopped_at is None:
+        raise RecordError("stopped_at", "a STOPPED head needs the time of its stop")
+    if state is ConsentState.OPTED_IN and head.opted_in_at is None:
+        raise RecordError("opted_in_at", "an OPTED_IN head needs its consent time")
+    if state is ConsentState.DISCLOSED and head.disclosed_at is None:
+        raise RecordError("disclosed_at", "a DISCLOSED head needs its disclaimer time")
+    if state is ConsentState.PENDING and (
+        head.requested_at is None or head.attempts < 1
+    ):
+        raise RecordError("requested_at", "a PENDING head needs its opt-in request")
+    for name in (
+        "requested_at",
+        "last_requested_at",
+        "opted_in_at",
+        "disclosed_at",
+        "stopped_at",
+    ):
+        value = getattr(head, name)
+        if value is not None and value > head.last_at:
+            raise RecordError(name, "later than the head's last event")
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -513,26 +661,40 @@ def make_event(  # noqa: PLR0917 - one argument per field, in order
     locale: str | None,
     policy_id: str,
     policy_version: str,
+    input_at: datetime | None,
+    cancelled: tuple[str, ...],
+    prev: str,
+    digest: str,
 ) -> AuditEvent:
     """``AuditEvent(...)`` with the fields in declaration order, unchecked."""
     event: AuditEvent = _new(AuditEvent)
-    s = _ev
-    s[0](event, version)
-    s[1](event, at)
-    s[2](event, input)
-    s[3](event, trigger)
-    s[4](event, from_state)
-    s[5](event, to_state)
-    s[6](event, actor)
-    s[7](event, message_id)
-    s[8](event, reply)
-    s[9](event, sent)
-    s[10](event, method)
-    s[11](event, evidence)
-    s[12](event, reason)
-    s[13](event, locale)
-    s[14](event, policy_id)
-    s[15](event, policy_version)
+    for setter, value in zip(
+        _ev,
+        (
+            version,
+            at,
+            input,
+            trigger,
+            from_state,
+            to_state,
+            actor,
+            message_id,
+            reply,
+            sent,
+            method,
+            evidence,
+            reason,
+            locale,
+            policy_id,
+            policy_version,
+            input_at,
+            cancelled,
+            prev,
+            digest,
+        ),
+        strict=True,
+    ):
+        setter(event, value)
     return event
 
 
@@ -548,25 +710,39 @@ def make_consent(  # noqa: PLR0917 - one argument per field, in order
     opted_in_at: datetime | None,
     disclosed_at: datetime | None,
     stopped_at: datetime | None,
+    last_at: datetime | None,
+    last_trigger: Trigger | None,
+    reminded_reply: str | None,
+    auto_replies: tuple[datetime, ...],
     recent_message_ids: tuple[str, ...],
-    history: tuple[AuditEvent, ...],
+    digest: str,
 ) -> Consent:
     """``Consent(...)`` with the fields in declaration order, unchecked."""
     consent: Consent = _new(Consent)
-    s = _co
-    s[0](consent, contact)
-    s[1](consent, state)
-    s[2](consent, locale)
-    s[3](consent, version)
-    s[4](consent, attempts)
-    s[5](consent, reminders)
-    s[6](consent, requested_at)
-    s[7](consent, last_requested_at)
-    s[8](consent, opted_in_at)
-    s[9](consent, disclosed_at)
-    s[10](consent, stopped_at)
-    s[11](consent, recent_message_ids)
-    s[12](consent, history)
+    for setter, value in zip(
+        _co,
+        (
+            contact,
+            state,
+            locale,
+            version,
+            attempts,
+            reminders,
+            requested_at,
+            last_requested_at,
+            opted_in_at,
+            disclosed_at,
+            stopped_at,
+            last_at,
+            last_trigger,
+            reminded_reply,
+            auto_replies,
+            recent_message_ids,
+            digest,
+        ),
+        strict=True,
+    ):
+        setter(consent, value)
     return consent
 
 
@@ -574,15 +750,59 @@ def make_consent(  # noqa: PLR0917 - one argument per field, in order
 # Reading untrusted dicts: every helper names the field it rejects.
 
 
-def _check_chain(history: tuple[AuditEvent, ...]) -> None:
-    """Each event must follow from the one before it through the machine."""
-    # Imported here because the machine imports this module.
-    from ._machine import check_event  # noqa: PLC0415
+def check_contact(contact: object) -> str:
+    """``contact`` if it is a usable contact id; ``TypeError`` /
+    :class:`InvalidInput` saying why not."""
+    if not isinstance(contact, str):
+        raise TypeError(f"contact must be str, got {type(contact).__name__}")
+    if not contact.strip():
+        raise InvalidInput("contact must be a non-empty id (e.g. an E.164 number)")
+    if len(contact) > MAX_CONTACT_LENGTH:
+        raise InvalidInput(
+            f"contact id is {len(contact)} characters; at most "
+            f"{MAX_CONTACT_LENGTH} are allowed (use an E.164 number or a short key)"
+        )
+    if not contact.isprintable() or not _utf8(contact):
+        raise InvalidInput(
+            f"contact {contact!r} holds control characters or lone "
+            "surrogates; pass the host's clean key (see normalize_phone)"
+        )
+    return contact
 
-    state = ConsentState.NEW
-    for version, event in enumerate(history):
-        check_event(state, version, event)
-        state = event.to_state
+
+def _is_hex(value: object, length: int) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == length
+        and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+#: The prefixes of a digest: plain SHA-256, or HMAC-SHA-256 under a host key.
+DIGEST_KINDS = ("sha256:", "hmac-sha256:")
+
+
+def is_digest(value: object) -> bool:
+    """Whether ``value`` is a digest as logs write them."""
+    if not isinstance(value, str):
+        return False
+    for prefix in DIGEST_KINDS:
+        if value.startswith(prefix):
+            return _is_hex(value[len(prefix) :], 64)
+    return False
+
+
+def _digest_str(d: Mapping[str, Any], key: str, prefix: str, *, empty: bool) -> str:
+    value = d.get(key, "" if empty else None)
+    if value == "" and empty:
+        return ""
+    if not is_digest(value):
+        raise RecordError(
+            _path(prefix, key),
+            f"expected 'sha256:' or 'hmac-sha256:' and 64 hex digits, got "
+            f"{show(value)}",
+        )
+    return str(value)
 
 
 def _utf8(text: str) -> bool:
@@ -591,13 +811,6 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _problem(e: RecordError) -> str:
-    text = str(e)
-    start = text.find(": ") + 2
-    end = text.rfind("; restore it")
-    return text[start:end] if end > start else text
 
 
 def _path(prefix: str, key: str) -> str:
@@ -613,7 +826,7 @@ def _mapping(data: object, field: str) -> Mapping[str, Any]:
 def _str(d: Mapping[str, Any], key: str, prefix: str) -> str:
     value = d.get(key)
     if not isinstance(value, str):
-        raise RecordError(_path(prefix, key), f"expected str, got {value!r:.40}")
+        raise RecordError(_path(prefix, key), f"expected str, got {show(value)}")
     return value
 
 
@@ -625,7 +838,7 @@ def _int(d: Mapping[str, Any], key: str, prefix: str) -> int:
     value = d.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise RecordError(
-            _path(prefix, key), f"expected a non-negative int, got {value!r:.40}"
+            _path(prefix, key), f"expected a non-negative int, got {show(value)}"
         )
     return value
 
@@ -636,7 +849,7 @@ def _dt(d: Mapping[str, Any], key: str, prefix: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise RecordError(
-            _path(prefix, key), f"not an ISO 8601 datetime: {value!r:.40}"
+            _path(prefix, key), f"not an ISO 8601 datetime: {show(value)}"
         ) from None
     if parsed.tzinfo is None:
         raise RecordError(_path(prefix, key), "datetime without a timezone")
@@ -650,11 +863,15 @@ def _opt_dt(d: Mapping[str, Any], key: str, prefix: str) -> datetime | None:
 def _enum(enum_type: Any, d: Mapping[str, Any], key: str, prefix: str) -> Any:
     value = d.get(key)
     try:
-        return enum_type(value)
+        # Only a str can be a member's value; anything else would make the
+        # enum's own error message repr it (unbounded).
+        if isinstance(value, str):
+            return enum_type(value)
+        raise ValueError(value)
     except ValueError:
         allowed = ", ".join(m.value for m in enum_type)
         raise RecordError(
-            _path(prefix, key), f"{value!r:.40} is not one of {allowed}"
+            _path(prefix, key), f"{show(value)} is not one of {allowed}"
         ) from None
 
 

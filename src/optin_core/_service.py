@@ -7,13 +7,13 @@ receive its result. Each service is only a driver that performs those
 requests, directly or with ``await``. No business rule lives here: every
 decision is :func:`optin_core.decide`'s.
 
-An operation is: load the record (or a new one), decide, and if the record
-changed save it by compare-and-set, retrying on
-:class:`~optin_core.StaleVersion` with a fresh load; then deliver the
-contact's pending messages, in order, each claimed under a lease, sent, then
-marked sent. A store whose ``put`` / ``mark_sent`` take the optional
-``lease`` claims the contact's next message in the same transaction, which
-saves a commit (and a query) per message. See ``docs/service.md`` for the
+An operation is: load the head (or a new one), decide, and if it changed
+append the new events and save the head by compare-and-set, retrying on
+:class:`~optin_core.StaleVersion` with a fresh load (a
+:class:`~optin_core.DuplicateMessage` means the webhook was processed
+before: nothing changes); then deliver the contact's pending messages, in
+order, each claimed under a lease (in the same write as the head, then as
+each "sent" mark), sent, then marked sent. See ``docs/service.md`` for the
 guarantees.
 """
 
@@ -22,17 +22,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import attrs
 
-from ._core import cancelled_by_stop, decide, may_text
-from ._errors import InvalidInput, RecordError, StaleVersion
+from ._core import cancel_queued, cancelled_by_stop, decide, may_text
+from ._errors import DuplicateMessage, InvalidInput, RecordError, StaleVersion
+from ._log import ConsentLog, verify
 from ._policy import Policy
 from ._records import (
     Attest,
+    AuditEvent,
     Consent,
     Decision,
     Inbound,
@@ -41,8 +43,10 @@ from ._records import (
     RequestOptIn,
     Revoke,
     SendText,
+    check_contact,
+    make_decision,
 )
-from ._stores import AsyncStore, Lease, Store
+from .stores import AsyncStore, Lease, Store
 
 __all__ = [
     "AsyncConsentService",
@@ -97,18 +101,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _takes_lease(method: Any) -> bool:
-    """Whether a store method names the optional ``lease`` keyword."""
-    try:
-        parameter = inspect.signature(method).parameters.get("lease")
-    except (TypeError, ValueError):  # no signature to read: assume not
-        return False
-    return parameter is not None and parameter.kind in (
-        inspect.Parameter.KEYWORD_ONLY,
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-    )
-
-
 def _default_send_error(message: Outgoing, error: Exception) -> None:
     _log.warning(
         "send failed for %s message %s (%s: %s); it stays pending and "
@@ -138,7 +130,7 @@ class _Shell:
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
-        for name in ("get", "put", "pending", "claim", "release", "mark_sent"):
+        for name in ("get", "log", "put", "pending", "claim", "release", "mark_sent"):
             if not callable(getattr(store, name, None)):
                 raise TypeError(
                     f"store has no {name}() method; see optin_core.Store for the "
@@ -173,9 +165,6 @@ class _Shell:
         self._on_send_error = (
             _default_send_error if on_send_error is None else on_send_error
         )
-        # The optional extension of the protocol, detected once per method.
-        self._put_leases = _takes_lease(store.put)
-        self._mark_leases = _takes_lease(store.mark_sent)
 
     def __repr__(self) -> str:
         return (
@@ -201,8 +190,7 @@ class _Shell:
 
     @staticmethod
     def _contact(contact: str) -> str:
-        Consent.new(contact)  # TypeError / InvalidInput for a bad id
-        return contact
+        return check_contact(contact)  # TypeError / InvalidInput for a bad id
 
     # -- operations: each returns the steps for a driver to run --
 
@@ -263,6 +251,29 @@ class _Shell:
     def _get(self, contact: str) -> _Steps[Consent]:
         return self._load(self._contact(contact))
 
+    def _history(self, contact: str) -> _Steps[ConsentLog]:
+        return self._read_log(self._contact(contact))
+
+    def _read_log(self, contact: str) -> _Steps[ConsentLog]:
+        # The log first: events are appended before their head is saved, so
+        # a head read after it is never behind it; a head moved on meanwhile
+        # is caught below and read again.
+        events: list[AuditEvent] = []
+        head = Consent(contact=contact)
+        for _ in range(self.max_retries):
+            events = yield _StoreCall("log", (contact,))
+            head = yield from self._load(contact)
+            if head.version <= len(events):
+                events = events[: head.version]
+                verify(contact, events, head, log_key=self.policy.log_key)
+                return ConsentLog(head=head, events=tuple(events))
+        raise StaleVersion(
+            contact,
+            expected=len(events),
+            found=head.version,
+            why="the log kept growing while it was read",
+        )
+
     def _flush(self, limit: int | None) -> _Steps[int]:
         if limit is not None and (
             not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
@@ -301,101 +312,77 @@ class _Shell:
             decision = decide(loaded, input, self.policy)
             if not decision.changed:
                 return decision
-            kwargs: dict[str, Any] = {
-                "expected_version": loaded.version,
-                "cancel_pending": cancelled_by_stop(decision),
-            }
-            if self._put_leases:
-                # The store claims the contact's next message in this write.
-                kwargs["lease"] = self._lease()
+            if cancelled_by_stop(decision):
+                # What the stop cancels is logged with it: the queue as
+                # stored now (the put refuses it if it moved meanwhile).
+                queued: Sequence[Outgoing] = yield _StoreCall(
+                    "pending", (), {"contact": contact}
+                )
+                decision = cancel_queued(decision, queued, self.policy)
             try:
-                claimed = yield _StoreCall("put", (decision.consent,), kwargs)
+                # The store claims the contact's next message in this write.
+                claimed = yield _StoreCall(
+                    "put",
+                    (decision.consent, decision.events),
+                    {"expected_version": loaded.version, "lease": self._lease()},
+                )
             except StaleVersion as e:
                 conflict = e
                 continue
-            if self._put_leases:
-                yield from self._drain(contact, claimed, look=False)
-            else:
-                yield from self._drain(contact)
+            except DuplicateMessage:
+                # Processed before, however long ago: nothing changes.
+                return make_decision(loaded, (), (), decision.reply)
+            yield from self._drain(contact, claimed)
             return decision
         assert conflict is not None
         raise conflict
 
     def _drain(
-        self, contact: str, claimed: Outgoing | None = None, *, look: bool = True
+        self, contact: str, claimed: Outgoing | None = None, *, look: bool = False
     ) -> _Steps[int]:
         """Deliver ``contact``'s pending messages in order; the number sent.
 
-        ``claimed`` is a message the store already leased to this caller
-        (``put`` or ``mark_sent`` with a ``lease``); ``look=False`` when the
-        store has just said that no other message of the contact can be
-        claimed, so there is no need to list them. Stops at the first failed
-        send (the later messages wait behind it), and when the head of the
-        queue is being sent by someone else (who drains the rest when done).
+        ``claimed`` is a message the store already leased to this caller (by
+        ``put`` or ``mark_sent``, which claims the next one in its write);
+        ``look`` (``flush``) first claims the head of the contact's queue.
+        Stops at the first failed send (the later messages wait behind it),
+        and when the head of the queue is being sent by someone else (who
+        drains the rest when done).
         """
+        if claimed is None and look:
+            claimed = yield from self._claim_head(contact)
         sent = 0
-        while True:
-            while claimed is not None:
-                delivered, claimed, look = yield from self._send_claimed(claimed)
-                if not delivered:
-                    return sent
-                sent += 1
-            if not look:
+        while claimed is not None:
+            try:
+                yield _SendCall(claimed)
+            except Exception as error:
+                yield _StoreCall("release", (claimed.key,))
+                self._on_send_error(claimed, error)
                 return sent
-            messages: list[Outgoing] = yield _StoreCall(
-                "pending", (), {"contact": contact}
+            sent += 1
+            claimed = yield _StoreCall(
+                "mark_sent", (claimed.key,), {"lease": self._lease()}
             )
-            progressed = False
-            for message in messages:
-                lease = self._lease()
-                if not (
-                    yield _StoreCall(
-                        "claim",
-                        (message.key,),
-                        {"until": lease.until, "now": lease.now},
-                    )
-                ):
-                    continue  # sent, cancelled or in another sender's hands
-                delivered, claimed, look = yield from self._send_claimed(message)
-                if not delivered:
-                    return sent
-                sent += 1
-                progressed = True
-                if claimed is not None or not look:
-                    break  # the store leased the next one, or has none
-            else:
-                if not progressed:
-                    return sent
+        return sent
 
-    def _send_claimed(
-        self, message: Outgoing
-    ) -> _Steps[tuple[bool, Outgoing | None, bool]]:
-        """Send a message leased to this caller, then mark it sent.
-
-        ``(delivered, next, look)``: whether ``send`` succeeded (if not, the
-        message is released), the contact's next message when ``mark_sent``
-        leased it to this caller, and whether the pending messages must be
-        listed to find the next one.
-        """
-        try:
-            yield _SendCall(message)
-        except Exception as error:
-            yield _StoreCall("release", (message.key,))
-            self._on_send_error(message, error)
-            return False, None, False
-        if not self._mark_leases:
-            yield _StoreCall("mark_sent", (message.key,))
-            return True, None, True
-        claimed = yield _StoreCall(
-            "mark_sent", (message.key,), {"lease": self._lease()}
+    def _claim_head(self, contact: str) -> _Steps[Outgoing | None]:
+        """Lease the oldest pending message of ``contact``, if no one holds it."""
+        messages: list[Outgoing] = yield _StoreCall(
+            "pending", (), {"contact": contact, "limit": 1}
         )
-        return True, claimed, False
+        if not messages:
+            return None
+        lease = self._lease()
+        claimed = yield _StoreCall(
+            "claim", (messages[0].key,), {"until": lease.until, "now": lease.now}
+        )
+        return messages[0] if claimed else None
 
     def _flush_steps(self, limit: int | None) -> _Steps[int]:
         messages: list[Outgoing] = yield _StoreCall("pending", (), {"limit": limit})
         sent = 0
         for contact in dict.fromkeys(m.contact for m in messages):
-            sent += yield from self._drain(contact)
+            sent += yield from self._drain(contact, look=True)
         return sent
 
 
@@ -501,8 +488,20 @@ class ConsentService(_Shell):
         return self._run(self._can_send(contact, at))
 
     def get(self, contact: str) -> Consent:
-        """The stored record, or a new one (``NEW``) for an unknown contact."""
+        """The stored head, or a new one (``NEW``) for an unknown contact."""
         return self._run(self._get(contact))
+
+    def history(self, contact: str) -> ConsentLog:
+        """The contact's head and whole log, verified (the policy's
+        ``log_key`` for a keyed log): the evidence.
+
+        Reads the log, so its cost grows with it; the decision methods never
+        read it. Raises :class:`RecordError` naming the first event that
+        fails verification.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(self._history(contact))
 
     def flush(self, *, limit: int | None = None) -> int:
         """Deliver pending messages; returns how many were sent.
@@ -603,6 +602,10 @@ class AsyncConsentService(_Shell):
     async def get(self, contact: str) -> Consent:
         """See :meth:`ConsentService.get`."""
         return await self._run(self._get(contact))
+
+    async def history(self, contact: str) -> ConsentLog:
+        """See :meth:`ConsentService.history`."""
+        return await self._run(self._history(contact))
 
     async def flush(self, *, limit: int | None = None) -> int:
         """See :meth:`ConsentService.flush`."""

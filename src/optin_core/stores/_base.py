@@ -1,0 +1,367 @@
+"""The store protocol, and the checks every store shares.
+
+A store keeps, per contact, three things written together:
+
+* the **head** (:class:`~optin_core.Consent`), replaced only by
+  compare-and-set on its ``version`` *and* ``digest``;
+* the **log**: the contact's :class:`~optin_core.AuditEvent` s, append-only;
+  a write must extend it (its first new event links to the stored head's
+  digest), and an inbound ``message_id`` appears in it at most once;
+* the **outbox**: every message decided, indexed as *pending* in the write
+  that logs it, then *claimed* by one sender at a time under a lease, then
+  *sent*, or *cancelled* by a later stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
+
+import attrs
+
+from .._enums import ConsentState, Trigger
+from .._errors import RecordError, StaleVersion, show
+from .._records import AuditEvent, Consent, Outgoing
+
+__all__ = [
+    "AsyncStore",
+    "Lease",
+    "MessageStatus",
+    "Store",
+    "Write",
+    "cancellation_refused",
+    "check_after",
+    "check_lease",
+    "check_limit",
+    "prepare_write",
+    "reused_key",
+    "stale_fork",
+    "timestamp",
+    "uncancelled",
+]
+
+#: Where a message of the outbox stands.
+MessageStatus: TypeAlias = Literal["pending", "sent", "cancelled"]
+
+
+class Lease(NamedTuple):
+    """The ``lease`` the service passes to :meth:`Store.put` and
+    :meth:`Store.mark_sent`: claim the contact's next message in the same
+    transaction, exactly as ``claim(key, until=until, now=now)`` would.
+
+    .. versionadded:: 0.1.0
+    """
+
+    until: datetime
+    now: datetime
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What :class:`~optin_core.ConsentService` needs from a database.
+
+    Every method is atomic (one transaction, or one lock): the service relies
+    on it for "nothing lost, nothing sent twice, never un-stopped". Messages
+    of the outbox are keyed by :attr:`Outgoing.key`, unique across contacts,
+    and ordered per contact by the order of the writes that created them.
+    ``tests/test_stores.py`` is the contract suite a store joins with one
+    parameter.
+
+    .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 The head and its log; ``put`` takes the new
+       events, ``log`` reads them; leasing in the same write is required.
+    """
+
+    def get(self, contact: str) -> Consent | None:
+        """The stored head of ``contact``, or ``None`` when there is none.
+
+        Cost independent of the log's length. Raises
+        :class:`~optin_core.RecordError` naming the contact when the stored
+        data cannot be read back, or the head does not match its log's last
+        event.
+        """
+        ...
+
+    def log(self, contact: str, *, after: int = 0) -> list[AuditEvent]:
+        """``contact``'s logged events of version above ``after``, in order
+        (``[]`` for an unknown contact). The caller verifies them."""
+        ...
+
+    def put(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        *,
+        expected_version: int,
+        lease: Lease | None = None,
+    ) -> Outgoing | None:
+        """Append ``events`` to the log and save ``consent`` as the head, if
+        the stored head is still the one they extend.
+
+        In one transaction:
+
+        1. **Extend only.** The stored head's version must be
+           ``expected_version`` (``0``: no head yet) *and* its digest
+           ``events[0].prev`` (``""`` for none). Otherwise raise
+           :class:`~optin_core.StaleVersion` and write nothing: a stale,
+           forked or replayed copy can never replace a newer head (it would
+           un-stop a contact), whatever its version number says.
+        2. **Only what decide could produce.** :func:`prepare_write` checks
+           the arguments (links, versions, the head is the last event's) and
+           ``check_extension(stored, consent, events)`` that the events follow
+           the stored head with the evidence their triggers need
+           (:class:`~optin_core.RecordError`).
+        3. **Duplicates of any age.** An inbound ``message_id`` already in the
+           contact's log raises :class:`~optin_core.DuplicateMessage` (a
+           unique ``(contact, message_id)`` index).
+        4. **Cancellations.** Mark cancelled exactly the messages listed by
+           the ``cancel`` events; each must be a pending message of this
+           contact of a kind a stop cancels (``StaleVersion`` if it was sent
+           meanwhile: decide again; else ``RecordError``), and when
+           the events stop the contact no other pending message of a kind a
+           stop cancels may remain (else ``RecordError``: the decision was
+           not passed through :func:`~optin_core.cancel_queued`).
+        5. Index the messages of ``events`` as pending, in order; a key
+           already in the outbox is a ``RecordError`` (a replayed write).
+        6. With a ``lease``, claim the contact's oldest pending message as
+           :meth:`claim` would, and return it (``None`` when none can be
+           claimed: nothing pending, or the head of the queue is being sent
+           by someone else).
+        """
+        ...
+
+    def pending(
+        self, *, contact: str | None = None, limit: int | None = None
+    ) -> list[Outgoing]:
+        """Pending messages, oldest first; only ``contact``'s when given.
+
+        Includes messages claimed by a sender whose lease has not expired.
+        """
+        ...
+
+    def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
+        """Lease the pending message ``key`` to the caller until ``until``.
+
+        True only if the message is pending, not leased to another sender at
+        ``now``, and no earlier message of the same contact is still pending
+        or being sent (per-contact order).
+        """
+        ...
+
+    def release(self, key: str) -> None:
+        """Drop the caller's lease after a failed send: the message may be
+        claimed again at once. Idempotent."""
+        ...
+
+    def mark_sent(self, key: str, *, lease: Lease | None = None) -> Outgoing | None:
+        """Record that ``key`` was handed to the provider. Idempotent.
+
+        Also applies to a message cancelled while it was being sent: it did
+        go, and the outbox says so. With a ``lease``, then claim the next
+        message of its contact (atomically with the mark, or right after it:
+        never before it) and return it, or ``None``.
+        """
+        ...
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    """:class:`Store` with coroutine methods, for
+    :class:`~optin_core.AsyncConsentService` over an async database driver.
+
+    Same contract as :class:`Store`, method by method.
+
+    .. versionadded:: 0.1.0
+    """
+
+    async def get(self, contact: str) -> Consent | None: ...
+
+    async def log(self, contact: str, *, after: int = 0) -> list[AuditEvent]: ...
+
+    async def put(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        *,
+        expected_version: int,
+        lease: Lease | None = None,
+    ) -> Outgoing | None: ...
+
+    async def pending(
+        self, *, contact: str | None = None, limit: int | None = None
+    ) -> list[Outgoing]: ...
+
+    async def claim(self, key: str, *, until: datetime, now: datetime) -> bool: ...
+
+    async def release(self, key: str) -> None: ...
+
+    async def mark_sent(
+        self, key: str, *, lease: Lease | None = None
+    ) -> Outgoing | None: ...
+
+
+@attrs.frozen(slots=True)
+class Write:
+    """A checked :meth:`Store.put`: what the store must write."""
+
+    #: The stored head's digest the write extends ("" for a first write).
+    prev: str
+    #: ``(version, position, message)`` of every message to index, in order.
+    messages: tuple[tuple[int, int, Outgoing], ...]
+    #: Keys the write's ``cancel`` events cancel.
+    cancelled: tuple[str, ...]
+    #: Whether the write moves the contact into STOPPED.
+    stops: bool
+    #: Inbound message ids the write logs.
+    message_ids: tuple[str, ...]
+
+
+def prepare_write(
+    consent: Consent, events: Sequence[AuditEvent], expected_version: int
+) -> Write:
+    """Check a put's arguments, before any I/O; what it must write.
+
+    ``TypeError`` / ``ValueError`` for misuse, :class:`RecordError` for events
+    that do not chain to ``consent``.
+    """
+    if not isinstance(consent, Consent):
+        raise TypeError(f"consent must be a Consent, got {type(consent).__name__}")
+    if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
+        raise TypeError("events must be a sequence of AuditEvent (decision.events)")
+    if (
+        not isinstance(expected_version, int)
+        or isinstance(expected_version, bool)
+        or not 0 <= expected_version < consent.version
+    ):
+        raise ValueError(
+            f"expected_version must be an int in [0, {consent.version}) for a "
+            f"head at version {consent.version}, got {expected_version!r}"
+        )
+    contact = consent.contact
+    if len(events) != consent.version - expected_version:
+        raise RecordError(
+            "version",
+            f"{consent.version} is not {expected_version} plus the "
+            f"{len(events)} events written",
+            contact=contact,
+        )
+    messages: list[tuple[int, int, Outgoing]] = []
+    cancelled: list[str] = []
+    ids: list[str] = []
+    stops = False
+    prev = events[0].prev if events else ""
+    link = prev
+    for index, event in enumerate(events):
+        if not isinstance(event, AuditEvent):
+            raise TypeError(f"events[{index}] is a {type(event).__name__}")
+        if event.version != expected_version + index + 1 or event.prev != link:
+            raise RecordError(
+                f"log[{index}]",
+                "the events do not follow each other (version and prev)",
+                contact=contact,
+                index=index,
+            )
+        link = event.digest
+        for position, message in enumerate(event.sent):
+            messages.append((event.version, position, message))
+        if event.trigger is Trigger.CANCEL:
+            cancelled.extend(event.cancelled)
+        if event.message_id is not None:
+            ids.append(event.message_id)
+        if (
+            event.to_state is ConsentState.STOPPED
+            and event.from_state is not ConsentState.STOPPED
+        ):
+            stops = True
+    if link != consent.digest:
+        raise RecordError("digest", "the head is not the last event's", contact=contact)
+    if len(set(ids)) != len(ids):
+        raise RecordError(
+            "message_id", "one inbound message logged twice", contact=contact
+        )
+    return Write(prev, tuple(messages), tuple(cancelled), stops, tuple(ids))
+
+
+def stale_fork(contact: str, expected: int) -> StaleVersion:
+    """The refusal of a write whose version matches but whose first event
+    does not link to the stored head: a stale or forked copy."""
+    return StaleVersion(
+        contact,
+        expected=expected,
+        found=expected,
+        why="the write does not extend the stored log (a stale or forked copy)",
+    )
+
+
+def cancellation_refused(
+    contact: str, key: str, *, sent: bool, version: int
+) -> Exception:
+    """The refusal of a ``cancel`` naming a message that is not pending."""
+    if sent:
+        return StaleVersion(
+            contact,
+            expected=version,
+            found=version,
+            why=f"message {key} was sent before the stop was saved",
+        )
+    return RecordError(
+        "cancelled",
+        f"{show(key)} is not a pending message of this contact",
+        contact=contact,
+    )
+
+
+def reused_key(contact: str) -> RecordError:
+    """The refusal of a write whose message key is already in the outbox: a
+    replayed or forged write (keys are unique per version and position)."""
+    return RecordError(
+        "sent",
+        "a message key of the write is already in the outbox (a replayed or "
+        "forged write)",
+        contact=contact,
+    )
+
+
+def uncancelled(contact: str, key: str) -> RecordError:
+    """The refusal of a stop that leaves a cancellable message pending."""
+    return RecordError(
+        "cancelled",
+        f"the write stops the contact but leaves message {key} pending; pass "
+        "the decision through cancel_queued(decision, store.pending("
+        "contact=...), policy) first",
+        contact=contact,
+    )
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and (
+        not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
+    ):
+        raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+
+
+def check_after(after: int) -> None:
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise ValueError(f"after must be an int >= 0, got {after!r}")
+
+
+def check_lease(lease: tuple[datetime, datetime] | None) -> Lease | None:
+    """``lease`` checked (two aware datetimes), before anything is written."""
+    if lease is None:
+        return None
+    if not isinstance(lease, tuple) or len(lease) != 2:
+        raise TypeError(f"lease must be a Lease(until, now) or None, got {lease!r}")
+    until, now = lease
+    timestamp(until, "lease.until")
+    timestamp(now, "lease.now")
+    return Lease(until, now)
+
+
+def timestamp(value: datetime, name: str) -> float:
+    """``value`` as a POSIX timestamp; it must be an aware datetime."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.timestamp()

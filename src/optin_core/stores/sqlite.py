@@ -1,0 +1,736 @@
+"""``SQLiteStore``: the embedded default, one file, stdlib ``sqlite3``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
+from typing import Any, Literal, cast
+
+from .._errors import DuplicateMessage, RecordError, StaleVersion
+from .._log import check_extension, read_schema1
+from .._machine import CANCELLED_BY_STOP
+from .._records import AuditEvent, Consent, Outgoing
+from ._base import (
+    Lease,
+    MessageStatus,
+    Write,
+    cancellation_refused,
+    check_after,
+    check_lease,
+    check_limit,
+    prepare_write,
+    reused_key,
+    stale_fork,
+    timestamp,
+    uncancelled,
+)
+from ._cache import HeadCache
+from ._rows import decode_event, decode_head, decode_outgoing, encode
+
+__all__ = ["SQLiteStore"]
+
+#: The store schema this module writes (``PRAGMA user_version``); 1 is the
+#: 0.1.0 schema (whole records as JSON), migrated on open.
+STORE_SCHEMA = 2
+
+_SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
+
+#: The head row, its data only when it is not the cached head, and the
+#: version and digest of the log's last event (which the head's must equal:
+#: a head rolled back to an earlier one of its log is refused too).
+_GET = """
+SELECT c.version, c.digest,
+       CASE WHEN c.version = :version AND c.digest = :digest THEN NULL
+            ELSE c.data END,
+       e.version, e.digest
+FROM consents AS c
+LEFT JOIN events AS e ON e.contact = c.contact
+     AND e.version = (SELECT max(version) FROM events WHERE contact = c.contact)
+WHERE c.contact = :contact
+"""
+
+_CLAIM = """
+UPDATE outbox
+SET leased_until = :until,
+    claimed_version = (SELECT c.version FROM consents AS c
+                       WHERE c.contact = outbox.contact)
+WHERE key = :key
+  AND status = 'pending'
+  AND open = 1
+  AND (leased_until IS NULL OR leased_until <= :now)
+  AND NOT EXISTS (
+      SELECT 1 FROM outbox AS o
+      WHERE o.contact = outbox.contact
+        AND o.open = 1
+        AND o.seq < outbox.seq
+        AND (o.status = 'pending'
+             OR (o.status = 'cancelled' AND o.leased_until > :now))
+  )
+"""
+
+_MARK_SENT = (
+    "UPDATE outbox SET status = 'sent', leased_until = NULL, open = 0 "
+    "WHERE key = ? AND status != 'sent'"
+)
+
+_RELEASE = """
+UPDATE outbox SET leased_until = NULL,
+                  open = CASE status WHEN 'cancelled' THEN 0 ELSE open END
+WHERE key = ? AND status != 'sent'
+"""
+
+_HEAD = """
+SELECT key, data FROM outbox
+WHERE contact = ? AND open = 1 AND status = 'pending' ORDER BY seq LIMIT 1
+"""
+
+#: The oldest pending message of the contact of :key, other than :key.
+_NEXT = """
+SELECT contact, key, data FROM outbox
+WHERE contact = (SELECT contact FROM outbox WHERE key = :key)
+  AND open = 1 AND status = 'pending' AND key != :key
+ORDER BY seq LIMIT 1
+"""
+
+#: Whether a message of the contact holds its queue (see _CLAIM).
+_HELD = """
+SELECT 1 FROM outbox
+WHERE contact = :contact AND open = 1
+  AND (status = 'pending' OR (status = 'cancelled' AND leased_until > :now))
+LIMIT 1
+"""
+
+_INSERT = (
+    "INSERT INTO outbox "
+    "(key, contact, version, position, kind, data, leased_until, claimed_version) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_CANCELLABLE = frozenset(kind.value for kind in CANCELLED_BY_STOP)
+
+_INSERT_EVENT = (
+    "INSERT INTO events (contact, version, message_id, digest, data) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
+class SQLiteStore:
+    """The embedded default :class:`~optin_core.Store`: one SQLite file.
+
+    * WAL journal, a ``busy_timeout`` (``timeout`` seconds), and writes that
+      take the write lock up front (``BEGIN IMMEDIATE``), so several threads
+      and processes on one machine can share the file;
+    * three tables (``schema.sql`` beside this module): ``consents``, one
+      bounded head per contact, replaced by compare-and-set on version *and*
+      digest; ``events``, the append-only log with a unique
+      ``(contact, message_id)`` index; ``outbox``. An operation's cost does
+      not depend on how long the contact's log is;
+    * :meth:`get` also reads the digest of the log's last event, which must
+      be the head's (a head or log edited by hand is a
+      :class:`~optin_core.RecordError` naming the contact); :meth:`log`
+      reads the log;
+    * one connection per thread and process, opened lazily: a store object
+      survives ``fork`` (the child opens its own connections and never
+      touches the parent's) and pickles to its path for ``spawn``;
+    * ``put`` with a ``lease`` inserts the contact's first new message
+      already claimed when nothing holds its queue, so a service operation
+      commits twice (the head and log with its message claimed, then
+      "sent").
+
+    ``synchronous`` is SQLite's durability setting: ``"FULL"`` (default)
+    survives power loss; ``"NORMAL"`` survives a crash of the process and is
+    faster. The schema is created on first use; a 0.1.0 database (store
+    schema 1) is migrated on open, in one transaction: every record's
+    history is chained and verified into a log, and its head checked.
+
+    ``cache_size`` bounds a per-process LRU cache of heads (``0``: none),
+    served only when the row still names the cached version and digest.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL",
+        cache_size: int = 1024,
+    ) -> None:
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise ValueError(
+                "SQLiteStore needs a file path (each connection must see the "
+                "same database); use MemoryStore for an in-memory store"
+            )
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(
+                f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}"
+            )
+        if not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(
+                f"timeout must be a number of seconds >= 0, got {timeout!r}"
+            )
+        if (
+            not isinstance(cache_size, int)
+            or isinstance(cache_size, bool)
+            or cache_size < 0
+        ):
+            raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        self.path = os.fspath(path)
+        self.timeout = float(timeout)
+        self.synchronous = synchronous
+        self.cache_size = cache_size
+        self._setup()
+
+    def _setup(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        # Connections inherited through fork: kept referenced and never
+        # closed here, as closing them could disturb the parent's database.
+        self._inherited: list[sqlite3.Connection] = []
+        self._closed = False
+        self._cache = HeadCache(self.cache_size, os.getpid())
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "timeout": self.timeout,
+            "synchronous": self.synchronous,
+            "cache_size": self.cache_size,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self.timeout = state["timeout"]
+        self.synchronous = state["synchronous"]
+        self.cache_size = state.get("cache_size", 1024)
+        self._setup()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this process's connections. The store can't be used after."""
+        pid = os.getpid()
+        with self._lock:
+            self._closed = True
+            mine = [c for p, c in self._connections if p == pid]
+            self._connections = [(p, c) for p, c in self._connections if p != pid]
+        for conn in mine:
+            conn.close()
+
+    # -- connections --
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        pid = os.getpid()
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if held is not None and held[0] == pid:
+            return held[1]
+        if held is not None:
+            self._inherited.append(held[1])
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._enable_wal(conn)
+            self._create_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._local.conn = (pid, conn)
+        with self._lock:
+            self._connections.append((pid, conn))
+        return conn
+
+    def _heads(self) -> HeadCache:
+        """This process's head cache (a forked child starts its own, so it
+        never waits on a lock held by a thread of the parent)."""
+        cache = self._cache
+        if cache.pid != os.getpid():
+            cache = self._cache = HeadCache(self.cache_size, os.getpid())
+        return cache
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL ignores the busy timeout when another
+        # connection is doing the same: retry until the timeout.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"could not enable WAL (got {mode!r})")
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found == STORE_SCHEMA:
+            return
+        if found > STORE_SCHEMA:
+            raise RecordError(
+                "schema",
+                f"{self.path} was written by a newer optin_core (store schema "
+                f"{found}; this one knows {STORE_SCHEMA}); upgrade the library",
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another connection may have done it while this one waited.
+            found = conn.execute("PRAGMA user_version").fetchone()[0]
+            if found == 1:
+                _migrate_from_1(conn)
+            elif found == 0:
+                _run_script(conn, _SCHEMA)
+            conn.execute(f"PRAGMA user_version = {STORE_SCHEMA}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _transaction(self) -> sqlite3.Connection:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    # -- the protocol --
+
+    def get(self, contact: str) -> Consent | None:
+        conn = self._conn()
+        cache = self._heads()
+        cached = cache.get(contact)
+        row = conn.execute(
+            _GET,
+            {
+                "version": -1 if cached is None else cached.version,
+                "digest": "" if cached is None else cached.digest,
+                "contact": contact,
+            },
+        ).fetchone()
+        if row is None:
+            if cached is not None:
+                cache.drop(contact)
+            return None
+        version, digest, data, last_version, last = row
+        if last != digest or last_version != version:
+            raise RecordError(
+                "digest",
+                "the head does not match its log's last event (a table edited "
+                "by hand, or a truncated log)",
+                contact=contact,
+            )
+        if data is None and cached is not None:
+            return cached
+        head = decode_head(contact, data, version, digest)
+        cache.add(head)
+        return head
+
+    def log(self, contact: str, *, after: int = 0) -> list[AuditEvent]:
+        check_after(after)
+        rows = self._conn().execute(
+            "SELECT data FROM events WHERE contact = ? AND version > ? "
+            "ORDER BY version",
+            (contact, after),
+        )
+        return [decode_event(contact, data, i) for i, (data,) in enumerate(rows)]
+
+    def put(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        *,
+        expected_version: int,
+        lease: Lease | None = None,
+    ) -> Outgoing | None:
+        write = prepare_write(consent, events, expected_version)
+        leased = check_lease(lease)
+        contact = consent.contact
+        # The head the events extend: checked before taking the write lock
+        # when this process knows it (the row must still name it: the CAS
+        # below), else read under the lock.
+        cached = self._heads().get(contact)
+        known: Consent | None = None
+        if expected_version == 0:
+            known = Consent(contact=contact)
+        elif (
+            cached is not None
+            and cached.version == expected_version
+            and cached.digest == write.prev
+        ):
+            known = cached
+        if known is not None:
+            if known.digest != write.prev:
+                raise stale_fork(contact, expected_version)
+            check_extension(known, consent, events)
+        outbox = [
+            [
+                message.key,
+                contact,
+                version,
+                position,
+                message.kind.value,
+                encode(message),
+                None,
+                None,
+            ]
+            for version, position, message in write.messages
+        ]
+        logged = [
+            (contact, e.version, e.message_id, e.digest, encode(e)) for e in events
+        ]
+        head_data = encode(consent)
+        conn = self._transaction()
+        try:
+            if known is None:
+                self._check_stored(conn, consent, events, write, expected_version)
+            self._save_head(conn, consent, head_data, expected_version, write.prev)
+            try:
+                conn.executemany(_INSERT_EVENT, logged)
+            except sqlite3.IntegrityError:
+                raise self._duplicate(conn, contact, write, expected_version) from None
+            if write.cancelled or write.stops:
+                self._cancel(conn, contact, write, expected_version)
+            try:
+                claimed = self._index(conn, consent, outbox, write, leased)
+            except sqlite3.IntegrityError:
+                raise reused_key(contact) from None
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._heads().add(consent)
+        return claimed
+
+    def _check_stored(
+        self,
+        conn: sqlite3.Connection,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        write: Write,
+        expected_version: int,
+    ) -> None:
+        """Read the stored head under the write lock and check the events
+        extend it (the path of a head this process has not cached)."""
+        contact = consent.contact
+        row = conn.execute(
+            "SELECT version, digest, data FROM consents WHERE contact = ?", (contact,)
+        ).fetchone()
+        if row is None or row[0] != expected_version:
+            raise StaleVersion(
+                contact,
+                expected=expected_version,
+                found=None if row is None else row[0],
+            )
+        if row[1] != write.prev:
+            raise stale_fork(contact, expected_version)
+        stored = decode_head(contact, row[2], row[0], row[1])
+        check_extension(stored, consent, events)
+
+    @staticmethod
+    def _save_head(
+        conn: sqlite3.Connection,
+        consent: Consent,
+        data: str,
+        expected_version: int,
+        prev: str,
+    ) -> None:
+        contact = consent.contact
+        if expected_version == 0:
+            cursor = conn.execute(
+                "INSERT INTO consents (contact, version, state, digest, data) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (contact) DO NOTHING",
+                (contact, consent.version, consent.state.value, consent.digest, data),
+            )
+        else:
+            cursor = conn.execute(
+                "UPDATE consents SET version = ?, state = ?, digest = ?, data = ? "
+                "WHERE contact = ? AND version = ? AND digest = ?",
+                (
+                    consent.version,
+                    consent.state.value,
+                    consent.digest,
+                    data,
+                    contact,
+                    expected_version,
+                    prev,
+                ),
+            )
+        if cursor.rowcount == 1:
+            return
+        row = conn.execute(
+            "SELECT version FROM consents WHERE contact = ?", (contact,)
+        ).fetchone()
+        if row is not None and row[0] == expected_version:
+            raise stale_fork(contact, expected_version)
+        raise StaleVersion(
+            contact, expected=expected_version, found=None if row is None else row[0]
+        )
+
+    @staticmethod
+    def _duplicate(
+        conn: sqlite3.Connection, contact: str, write: Write, expected_version: int
+    ) -> Exception:
+        """Why the log refused an event row: a message id logged before."""
+        for message_id in write.message_ids:
+            if conn.execute(
+                "SELECT 1 FROM events WHERE contact = ? AND message_id = ? "
+                "AND version <= ?",
+                (contact, message_id, expected_version),
+            ).fetchone():
+                return DuplicateMessage(contact, message_id)
+        return StaleVersion(  # pragma: no cover - the head's CAS comes first
+            contact, expected=expected_version, found=None, why="the log moved on"
+        )
+
+    @staticmethod
+    def _cancel(
+        conn: sqlite3.Connection, contact: str, write: Write, expected_version: int
+    ) -> None:
+        """Cancel exactly the messages the write's ``cancel`` events list."""
+        cancelled = set(write.cancelled)
+        for key in write.cancelled:
+            row = conn.execute(
+                "SELECT contact, status, kind FROM outbox WHERE key = ?", (key,)
+            ).fetchone()
+            if (
+                row is None
+                or row[0] != contact
+                or row[1] != "pending"
+                or row[2] not in _CANCELLABLE
+            ):
+                raise cancellation_refused(
+                    contact,
+                    key,
+                    sent=row is not None
+                    and row[0] == contact
+                    and row[1] == "sent"
+                    and row[2] in _CANCELLABLE,
+                    version=expected_version,
+                )
+            conn.execute(
+                "UPDATE outbox SET status = 'cancelled', "
+                "open = CASE WHEN leased_until IS NULL THEN 0 ELSE 1 END "
+                "WHERE key = ?",
+                (key,),
+            )
+        if write.stops:
+            kinds = sorted(k.value for k in CANCELLED_BY_STOP)
+            marks = ", ".join("?" * len(kinds))
+            for (key,) in conn.execute(
+                "SELECT key FROM outbox WHERE contact = ? AND open = 1 "
+                f"AND status = 'pending' AND kind IN ({marks})",
+                (contact, *kinds),
+            ).fetchall():
+                if key not in cancelled:
+                    raise uncancelled(contact, key)
+
+    def _index(
+        self,
+        conn: sqlite3.Connection,
+        consent: Consent,
+        outbox: list[list[Any]],
+        write: Write,
+        leased: Lease | None,
+    ) -> Outgoing | None:
+        """Add the write's messages as pending; with a lease, claim the
+        contact's next one (the first new message is inserted already
+        claimed when nothing holds the queue)."""
+        contact = consent.contact
+        claimed: Outgoing | None = None
+        if (
+            leased is not None
+            and outbox
+            and conn.execute(
+                _HELD, {"contact": contact, "now": leased.now.timestamp()}
+            ).fetchone()
+            is None
+        ):
+            head = outbox[0]
+            head[6], head[7] = leased.until.timestamp(), consent.version
+            conn.execute(_INSERT, head)
+            claimed = write.messages[0][2]
+            outbox = outbox[1:]
+            leased = None
+        if outbox:
+            conn.executemany(_INSERT, outbox)
+        if leased is not None and claimed is None:
+            claimed = self._claim_next(conn, contact, leased)
+        return claimed
+
+    @staticmethod
+    def _claim_next(
+        conn: sqlite3.Connection,
+        contact: str,
+        lease: Lease,
+        head: tuple[str, str] | None = None,
+    ) -> Outgoing | None:
+        """Claim ``contact``'s oldest pending message (``head``, ``(key,
+        data)``, when the caller just read it) if :meth:`claim` allows it;
+        the message, or ``None``."""
+        if head is None:
+            head = conn.execute(_HEAD, (contact,)).fetchone()
+            if head is None:
+                return None
+        key, data = head
+        args = {
+            "key": key,
+            "until": lease.until.timestamp(),
+            "now": lease.now.timestamp(),
+        }
+        if conn.execute(_CLAIM, args).rowcount != 1:
+            return None
+        return decode_outgoing(contact, data)
+
+    def pending(
+        self, *, contact: str | None = None, limit: int | None = None
+    ) -> list[Outgoing]:
+        check_limit(limit)
+        sql = "SELECT contact, data FROM outbox WHERE status = 'pending'"
+        args: list[Any] = []
+        if contact is not None:
+            sql += " AND contact = ? AND open = 1"
+            args.append(contact)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self._conn().execute(sql, args).fetchall()
+        return [decode_outgoing(who, data) for who, data in rows]
+
+    def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
+        cursor = self._conn().execute(
+            _CLAIM,
+            {
+                "key": key,
+                "until": timestamp(until, "until"),
+                "now": timestamp(now, "now"),
+            },
+        )
+        return cursor.rowcount == 1
+
+    def release(self, key: str) -> None:
+        self._conn().execute(_RELEASE, (key,))
+
+    def mark_sent(self, key: str, *, lease: Lease | None = None) -> Outgoing | None:
+        leased = check_lease(lease)
+        conn = self._conn()
+        if leased is None:
+            conn.execute(_MARK_SENT, (key,))
+            return None
+        row = conn.execute(_NEXT, {"key": key}).fetchone()
+        if row is None:
+            # The usual case, the contact's last message: one statement, then
+            # a look for a message added since (its writer could not claim
+            # it while this one was being sent, and left it to this caller).
+            conn.execute(_MARK_SENT, (key,))
+            row = conn.execute(_NEXT, {"key": key}).fetchone()
+            if row is None:
+                return None
+            return self._claim_next(conn, row[0], leased, row[1:])
+        # A next message: mark and claim in one transaction (one commit).
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_MARK_SENT, (key,))
+            claimed = self._claim_next(conn, row[0], leased)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return claimed
+
+    # -- inspection --
+
+    def message_status(self, key: str) -> MessageStatus | None:
+        """``"pending"``, ``"sent"`` or ``"cancelled"``; ``None`` if unknown."""
+        row = (
+            self._conn()
+            .execute("SELECT status FROM outbox WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else cast(MessageStatus, row[0])
+
+    def claimed_version(self, key: str) -> int | None:
+        """The head version stored when ``key`` was last claimed: proof that
+        a message went out before a later event (a stop) was recorded."""
+        row = (
+            self._conn()
+            .execute("SELECT claimed_version FROM outbox WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else cast(int | None, row[0])
+
+    def contacts(self) -> list[str]:
+        """Every contact with a stored head."""
+        rows = self._conn().execute("SELECT contact FROM consents ORDER BY contact")
+        return [row[0] for row in rows]
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``script``'s statements inside the caller's transaction
+    (``executescript`` would commit it). Comments are whole lines."""
+    code = "\n".join(
+        line for line in script.splitlines() if not line.lstrip().startswith("--")
+    )
+    for statement in code.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> None:
+    """Store schema 1 (0.1.0: whole records as JSON) to 2, in the caller's
+    transaction: every record's history is chained and verified into a log
+    and its head checked; the outbox keeps its rows. A record that does not
+    verify aborts the migration (the file stays at schema 1) with a
+    :class:`~optin_core.RecordError` naming the contact."""
+    conn.execute("ALTER TABLE consents RENAME TO consents_v1")
+    conn.execute("ALTER TABLE outbox ADD COLUMN open INTEGER NOT NULL DEFAULT 1")
+    conn.execute(
+        "UPDATE outbox SET open = 0 "
+        "WHERE status = 'sent' OR (status = 'cancelled' AND leased_until IS NULL)"
+    )
+    conn.execute("DROP INDEX IF EXISTS outbox_contact")
+    _run_script(conn, _SCHEMA)
+    rows = conn.execute("SELECT contact, data FROM consents_v1 ORDER BY contact")
+    for contact, data in rows.fetchall():
+        try:
+            head, events = read_schema1(json.loads(data))
+        except (TypeError, ValueError) as e:
+            problem = e.problem if isinstance(e, RecordError) else str(e)
+            field = e.field if isinstance(e, RecordError) else "record"
+            raise RecordError(
+                field, f"cannot migrate to store schema 2: {problem}", contact=contact
+            ) from None
+        conn.execute(
+            "INSERT INTO consents (contact, version, state, digest, data) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (contact, head.version, head.state.value, head.digest, encode(head)),
+        )
+        conn.executemany(
+            _INSERT_EVENT,
+            [(contact, e.version, e.message_id, e.digest, encode(e)) for e in events],
+        )
+    conn.execute("DROP TABLE consents_v1")
