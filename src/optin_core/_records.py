@@ -668,33 +668,27 @@ def make_event(  # noqa: PLR0917 - one argument per field, in order
 ) -> AuditEvent:
     """``AuditEvent(...)`` with the fields in declaration order, unchecked."""
     event: AuditEvent = _new(AuditEvent)
-    for setter, value in zip(
-        _ev,
-        (
-            version,
-            at,
-            input,
-            trigger,
-            from_state,
-            to_state,
-            actor,
-            message_id,
-            reply,
-            sent,
-            method,
-            evidence,
-            reason,
-            locale,
-            policy_id,
-            policy_version,
-            input_at,
-            cancelled,
-            prev,
-            digest,
-        ),
-        strict=True,
-    ):
-        setter(event, value)
+    s = _ev
+    s[0](event, version)
+    s[1](event, at)
+    s[2](event, input)
+    s[3](event, trigger)
+    s[4](event, from_state)
+    s[5](event, to_state)
+    s[6](event, actor)
+    s[7](event, message_id)
+    s[8](event, reply)
+    s[9](event, sent)
+    s[10](event, method)
+    s[11](event, evidence)
+    s[12](event, reason)
+    s[13](event, locale)
+    s[14](event, policy_id)
+    s[15](event, policy_version)
+    s[16](event, input_at)
+    s[17](event, cancelled)
+    s[18](event, prev)
+    s[19](event, digest)
     return event
 
 
@@ -719,30 +713,24 @@ def make_consent(  # noqa: PLR0917 - one argument per field, in order
 ) -> Consent:
     """``Consent(...)`` with the fields in declaration order, unchecked."""
     consent: Consent = _new(Consent)
-    for setter, value in zip(
-        _co,
-        (
-            contact,
-            state,
-            locale,
-            version,
-            attempts,
-            reminders,
-            requested_at,
-            last_requested_at,
-            opted_in_at,
-            disclosed_at,
-            stopped_at,
-            last_at,
-            last_trigger,
-            reminded_reply,
-            auto_replies,
-            recent_message_ids,
-            digest,
-        ),
-        strict=True,
-    ):
-        setter(consent, value)
+    s = _co
+    s[0](consent, contact)
+    s[1](consent, state)
+    s[2](consent, locale)
+    s[3](consent, version)
+    s[4](consent, attempts)
+    s[5](consent, reminders)
+    s[6](consent, requested_at)
+    s[7](consent, last_requested_at)
+    s[8](consent, opted_in_at)
+    s[9](consent, disclosed_at)
+    s[10](consent, stopped_at)
+    s[11](consent, last_at)
+    s[12](consent, last_trigger)
+    s[13](consent, reminded_reply)
+    s[14](consent, auto_replies)
+    s[15](consent, recent_message_ids)
+    s[16](consent, digest)
     return consent
 
 
