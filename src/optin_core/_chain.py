@@ -40,7 +40,7 @@ _encode = json.JSONEncoder(
 ).encode
 
 #: The C string encoder ``json`` uses with ``ensure_ascii``.
-_q = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_q = json.encoder.encode_basestring_ascii
 
 # Enum values, quoted once: ``member.value`` is a Python-level descriptor.
 _QUOTED: dict[object, str] = {
