@@ -161,6 +161,8 @@ def compare_heads(head: Consent, replayed: Consent) -> None:
     differs from ``replayed``."""
     if not isinstance(head, Consent):
         raise TypeError(f"head must be a Consent, got {type(head).__name__}")
+    if head == replayed:
+        return
     for field in attrs.fields(Consent):
         if getattr(head, field.name) != getattr(replayed, field.name):
             raise RecordError(

@@ -8,6 +8,7 @@ store are validated by :meth:`Consent.from_dict`.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeAlias
@@ -339,7 +340,8 @@ class AuditEvent:
             isinstance(k, str) and k for k in cancelled
         ):
             raise RecordError(f"{field}.cancelled", "expected a list of keys")
-        if d.get("input") not in INPUT_KINDS:
+        kind = d.get("input")
+        if not isinstance(kind, str) or kind not in INPUT_KINDS:
             raise RecordError(f"{field}.input", f"unknown input {show(d.get('input'))}")
         return cls(
             version=_int(d, "version", field),
@@ -525,7 +527,8 @@ class Consent:
             ),
             reminded_reply=reminded,
             auto_replies=tuple(
-                _dt({"t": t}, "t", f"auto_replies[{i}]") for i, t in enumerate(autos)
+                _dt({f"auto_replies[{i}]": t}, f"auto_replies[{i}]", "")
+                for i, t in enumerate(autos)
             ),
             recent_message_ids=tuple(ids),
             digest=_digest_str(d, "digest", "", empty=True),
@@ -758,26 +761,22 @@ def check_contact(contact: object) -> str:
     return contact
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}").fullmatch
+
+
 def _is_hex(value: object, length: int) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == length
-        and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and len(value) == length == 64 and bool(_HEX64(value))
 
 
 #: The prefixes of a digest: plain SHA-256, or HMAC-SHA-256 under a host key.
 DIGEST_KINDS = ("sha256:", "hmac-sha256:")
 
+_DIGEST = re.compile(r"(?:sha256|hmac-sha256):[0-9a-f]{64}").fullmatch
+
 
 def is_digest(value: object) -> bool:
     """Whether ``value`` is a digest as logs write them."""
-    if not isinstance(value, str):
-        return False
-    for prefix in DIGEST_KINDS:
-        if value.startswith(prefix):
-            return _is_hex(value[len(prefix) :], 64)
-    return False
+    return isinstance(value, str) and _DIGEST(value) is not None
 
 
 def _digest_str(d: Mapping[str, Any], key: str, prefix: str, *, empty: bool) -> str:
