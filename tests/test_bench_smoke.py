@@ -6,22 +6,11 @@ and noisy); ``bench/run.py --quick`` is for measuring.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from typing import Any
 
 import pytest
 from bench.run import main
-
-
-def _service_available() -> bool:
-    try:
-        return all(
-            importlib.util.find_spec(name) is not None
-            for name in ("optin_core._service", "optin_core.stores")
-        )
-    except ImportError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +48,9 @@ def test_cases_have_the_documented_fields(report: dict[str, Any]) -> None:
 def test_every_area_ran(report: dict[str, Any]) -> None:
     groups = {c["group"].split(".")[0] for c in report["cases"]}
     assert {"parse", "decide", "gate", "record"} <= groups
-    if _service_available():
-        assert report["skipped"] == {}
-        assert {"service", "history"} <= groups
-    else:
-        assert set(report["skipped"]) == {"service", "history"}
+    # Every area is importable: none may be skipped.
+    assert report["skipped"] == {}
+    assert {"service", "history"} <= groups
 
 
 def test_targets_have_the_documented_fields(report: dict[str, Any]) -> None:
@@ -97,7 +84,6 @@ def _history_name(op: str, store: str, length: int) -> str:
     return f"{op}[{store}, {length:,} events]"
 
 
-@pytest.mark.skipif(not _service_available(), reason="no service shell")
 def test_history_cases_and_targets(report: dict[str, Any]) -> None:
     history = report["metrics"]["history"]
     lengths = history["lengths"]
@@ -118,7 +104,6 @@ def test_history_cases_and_targets(report: dict[str, Any]) -> None:
         assert isinstance(target["met"], bool)
 
 
-@pytest.mark.skipif(not _service_available(), reason="no service shell")
 def test_history_metrics(report: dict[str, Any]) -> None:
     history = report["metrics"]["history"]
     assert {

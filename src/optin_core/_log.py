@@ -31,7 +31,6 @@ from ._records import (
     check_contact,
     check_head,
     is_digest,
-    make_event,
 )
 
 __all__ = ["ConsentLog", "check_extension", "read_schema1", "replay", "verify"]
@@ -454,28 +453,7 @@ def read_schema1(
         at, input_at = event.at, None
         if last_at is not None and at < last_at:
             at, input_at = last_at, at
-        chained = make_event(
-            event.version,
-            at,
-            event.input,
-            event.trigger,
-            event.from_state,
-            event.to_state,
-            event.actor,
-            event.message_id,
-            event.reply,
-            event.sent,
-            event.method,
-            event.evidence,
-            event.reason,
-            event.locale,
-            event.policy_id,
-            event.policy_version,
-            input_at,
-            (),
-            digest,
-            "",
-        )
+        chained = attrs.evolve(event, at=at, input_at=input_at, prev=digest, digest="")
         digest = event_digest(contact, chained, log_key=log_key)
         events.append(attrs.evolve(chained, digest=digest))
         last_at = at
