@@ -12,7 +12,7 @@ from __future__ import annotations
 from ._catalog import render_message
 from ._chain import canonical_bytes, event_digest
 from ._core import cancel_queued, cancelled_by_stop, decide, may_text, sendable
-from ._enums import ConsentState, Intent, MatchRule, MessageKind, Trigger
+from ._enums import ConsentState, Intent, MatchRule, MessageKind, Outcome, Trigger
 from ._errors import (
     ContactStopped,
     DuplicateMessage,
@@ -21,6 +21,7 @@ from ._errors import (
     MethodNotAccepted,
     OptinError,
     PolicyError,
+    RecipientOptedOut,
     RecordError,
     ResendNotAllowed,
     SendBlocked,
@@ -46,6 +47,7 @@ from ._records import (
     Inbound,
     Input,
     Outgoing,
+    ProviderOptOut,
     RequestOptIn,
     Revoke,
     SendText,
@@ -95,10 +97,13 @@ __all__ = [
     "MethodNotAccepted",
     "Mode",
     "OptinError",
+    "Outcome",
     "Outgoing",
     "ParsedReply",
     "Policy",
     "PolicyError",
+    "ProviderOptOut",
+    "RecipientOptedOut",
     "RecordError",
     "RequestOptIn",
     "ResendNotAllowed",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-from ._enums import ConsentState, Intent, MessageKind, Trigger
+from ._enums import ConsentState, Intent, MessageKind, Outcome, Trigger
 from ._errors import (
     ContactStopped,
     InvalidGreeting,
@@ -20,7 +20,7 @@ from ._errors import (
     SendBlocked,
 )
 from ._locale import require_locale
-from ._machine import CANCELLED_BY_STOP, EFFECTS, fire, repeat_key
+from ._machine import EFFECTS, fire, repeat_key, withdrawn_by
 from ._parser import ParsedReply, parse_reply
 from ._policy import Mode, Policy
 from ._records import (
@@ -32,6 +32,7 @@ from ._records import (
     Inbound,
     Input,
     Outgoing,
+    ProviderOptOut,
     RequestOptIn,
     Revoke,
     SendText,
@@ -79,9 +80,11 @@ def decide(consent: Consent, input: Input, policy: Policy) -> Decision:
         return _attest(consent, input, policy)
     if isinstance(input, Revoke):
         return _revoke(consent, input, policy)
+    if isinstance(input, ProviderOptOut):
+        return _provider_opt_out(consent, input, policy)
     raise TypeError(
-        "input must be RequestOptIn, Inbound, SendText, Attest or Revoke, "
-        f"got {type(input).__name__}"
+        "input must be RequestOptIn, Inbound, SendText, Attest, Revoke or "
+        f"ProviderOptOut, got {type(input).__name__}"
     )
 
 
@@ -119,16 +122,15 @@ def cancelled_by_stop(decision: Decision) -> frozenset[MessageKind]:
 
     When the decision stops the contact, every message queued before the stop
     and not yet sent is cancelled, except stop confirmations and HELP answers:
-    a text composed before a STOP must never reach the contact after it.
+    a text composed before a STOP must never reach the contact after it. A
+    provider's opt-out (:class:`ProviderOptOut`) withdraws every kind, even
+    from a stopped contact: the provider would refuse them all.
     :func:`cancel_queued` records the cancellation in the log, and the store
     applies it in the same write.
 
     .. versionadded:: 0.1.0
     """
-    for event in decision.events:
-        if event.to_state is _STOPPED and event.from_state is not _STOPPED:
-            return CANCELLED_BY_STOP
-    return frozenset()
+    return withdrawn_by(decision.events)
 
 
 def cancel_queued(
@@ -250,15 +252,15 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
         )
     )
     if msg.message_id in consent.recent_message_ids:
-        return Decision(consent=consent, reply=reply)
+        return make_decision(consent, (), (), reply, Outcome.DUPLICATE)
     trigger, send = _inbound_trigger(consent, msg, reply, policy)
-    if trigger is None:
-        return Decision(consent=consent, reply=reply)
+    if not isinstance(trigger, Trigger):
+        return make_decision(consent, (), (), reply, trigger)
     reason = None
-    if trigger is Trigger.REMIND or trigger is Trigger.HELP:
+    if send and (trigger is Trigger.REMIND or trigger is Trigger.HELP):
         reason = _loop_guard(consent, msg, reply, policy)
         if reason is _PAUSED:
-            return Decision(consent=consent, reply=reply)
+            return make_decision(consent, (), (), reply, Outcome.PAUSED)
         if reason is not None:
             trigger, send = Trigger.PAUSE, False
     consent, event = _fire(
@@ -277,8 +279,9 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
 
 def _inbound_trigger(
     consent: Consent, msg: Inbound, reply: ParsedReply, policy: Policy
-) -> tuple[Trigger | None, bool]:
-    """The trigger an inbound reply fires, and whether its message goes out."""
+) -> tuple[Trigger | Outcome, bool]:
+    """The trigger an inbound reply fires and whether its message goes out,
+    or the outcome that says why nothing happens."""
     state = consent.state
     intent = reply.intent
     # A reply older than the latest stop cannot undo it, and one older than
@@ -287,35 +290,48 @@ def _inbound_trigger(
     stale_for_request = (
         consent.requested_at is not None and msg.at < consent.requested_at
     )
+    # When the provider answers STOP, START and HELP itself, they are
+    # recorded but our own answer would be the contact's second one.
+    answers = not policy.provider_answers_keywords
     if intent is Intent.STOP:
         if state is _STOPPED:
-            return None, False
-        return Trigger.STOP, policy.confirm_stop
+            return Outcome.UNCHANGED, False
+        return Trigger.STOP, policy.confirm_stop and answers
     if intent is Intent.HELP:
-        return (Trigger.HELP, True) if policy.answer_help else (None, False)
+        if not policy.answer_help:
+            return Outcome.POLICY, False
+        return Trigger.HELP, answers
     if state is _STOPPED:
         restarts = intent is Intent.START or (
             intent is Intent.CONSENT and policy.yes_restarts
         )
-        if restarts and policy.allow_restart and not stale_for_stop:
-            return Trigger.RESTART, policy.confirm_restart
-        return None, False
+        if not restarts:
+            return Outcome.CONVERSATION, False
+        if stale_for_stop:
+            return Outcome.STALE, False
+        if not policy.allow_restart:
+            return Outcome.POLICY, False
+        return Trigger.RESTART, policy.confirm_restart and answers
     if intent is Intent.CONSENT or intent is Intent.START:
         if state is _PENDING:
             if stale_for_request:
-                return None, False
+                return Outcome.STALE, False
             return Trigger.CONSENT, policy.confirm_opt_in
         if state is _DISCLOSED:
             return Trigger.UPGRADE, False
-        return None, False
-    if state is not _PENDING or stale_for_request:
+        if state is _NEW:
+            return Outcome.CONVERSATION, False  # never saw any wording
+        return Outcome.UNCHANGED, False
+    if state is not _PENDING:
         # Outside the opt-in exchange a reply is ordinary conversation.
-        return None, False
+        return Outcome.CONVERSATION, False
+    if stale_for_request:
+        return Outcome.STALE, False
     if intent is Intent.DECLINE and policy.decline_stops:
-        return Trigger.DECLINE, policy.confirm_stop
+        return Trigger.DECLINE, policy.confirm_stop and answers
     if consent.reminders < policy.max_reminders:
         return Trigger.REMIND, True
-    return None, False
+    return Outcome.POLICY, False
 
 
 def _loop_guard(
@@ -359,7 +375,7 @@ def _request(consent: Consent, req: RequestOptIn, policy: Policy) -> Decision:
     if state is _STOPPED:
         raise ContactStopped(consent.contact, what="an opt-in request")
     if policy.allows_texting(state):
-        return Decision(consent=consent)
+        return make_decision(consent, (), (), None, Outcome.UNCHANGED)
     if policy.mode is Mode.DISCLAIMER:
         consent, event = _fire(
             consent, Trigger.DISCLOSE, req, policy, locale=locale, actor=req.by
@@ -475,6 +491,25 @@ def _attest(consent: Consent, req: Attest, policy: Policy) -> Decision:
         actor=req.by,
         method=req.method,
         evidence=req.evidence,
+    )
+    return _decision(consent, event)
+
+
+def _provider_opt_out(
+    consent: Consent, req: ProviderOptOut, policy: Policy
+) -> Decision:
+    # A revocation in every state, stopped included (the provider's word is
+    # recorded each time), with nothing sent: the provider would refuse it.
+    reason = f"{req.provider} opt-out {req.code}"
+    if req.key is not None:
+        reason += f" (sending {req.key})"
+    consent, event = _fire(
+        consent,
+        Trigger.REVOKE,
+        req,
+        policy,
+        actor=f"provider:{req.provider}",
+        reason=reason,
     )
     return _decision(consent, event)
 

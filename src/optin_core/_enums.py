@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ConsentState", "Intent", "MatchRule", "MessageKind", "Trigger"]
+__all__ = ["ConsentState", "Intent", "MatchRule", "MessageKind", "Outcome", "Trigger"]
 
 
 class _Enum(enum.Enum):
@@ -145,3 +145,27 @@ class Trigger(enum.StrEnum):
     #: A stop cancelled texts still queued for the contact (the keys are
     #: recorded on the event).
     CANCEL = "cancel"
+
+
+class Outcome(_Enum):
+    """Why a decision came out as it did: what a host logs for each input.
+
+    .. versionadded:: 0.2.0
+    """
+
+    #: The record changed (events were logged).
+    CHANGED = "changed"
+    #: The inbound message id was processed before (a redelivered webhook).
+    DUPLICATE = "duplicate"
+    #: The input is older than the stop or the opt-in request it would act on.
+    STALE = "stale"
+    #: Ordinary conversation, outside the opt-in exchange: the host's business.
+    CONVERSATION = "conversation"
+    #: The contact is already where the input would lead (STOP when stopped,
+    #: a request to a contact who may already be texted).
+    UNCHANGED = "unchanged"
+    #: Automatic replies are paused by the loop guard.
+    PAUSED = "paused"
+    #: The policy says not to act (no HELP answers, no restarts, reminders
+    #: used up).
+    POLICY = "policy"

@@ -21,6 +21,7 @@ __all__ = [
     "MethodNotAccepted",
     "OptinError",
     "PolicyError",
+    "RecipientOptedOut",
     "RecordError",
     "ResendNotAllowed",
     "SendBlocked",
@@ -183,6 +184,28 @@ class DuplicateMessage(OptinError):
         super().__init__(
             f"message {message_id!r} of {contact!r} is already in its consent "
             "log; it was processed before, so drop this delivery"
+        )
+
+
+class RecipientOptedOut(OptinError):
+    """Raised by a host's ``send`` when the provider refuses a message because
+    the recipient opted out with it (Twilio 21610, Telnyx 40300...; see
+    :mod:`optin_core.providers`).
+
+    The service then records the opt-out as a stop (a ``revoke`` from
+    ``provider:<name>``, with no confirmation: the provider or carrier
+    already answered) and withdraws every message still queued for the
+    contact.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, code: str, *, provider: str | None = None) -> None:
+        self.code = str(code)
+        self.provider = provider or "provider"
+        super().__init__(
+            f"{self.provider} refused the message: the recipient opted out "
+            f"(code {self.code}); the contact is recorded as stopped"
         )
 
 

@@ -20,7 +20,7 @@ import attrs
 from ._chain import event_digest
 from ._enums import ConsentState, Intent, MessageKind, Trigger
 from ._errors import InvalidInput, RecordError, show
-from ._machine import CANCELLED_BY_STOP, EFFECTS, TRANSITIONS, advance
+from ._machine import EFFECTS, PROVIDER_OPT_OUT, TRANSITIONS, advance, withdrawn_by
 from ._records import (
     SCHEMA_VERSION,
     AuditEvent,
@@ -47,13 +47,13 @@ _INPUTS: Mapping[Trigger, frozenset[str]] = {
     Trigger.RESTART: frozenset({_INBOUND}),
     Trigger.STOP: frozenset({_INBOUND}),
     Trigger.DECLINE: frozenset({_INBOUND}),
-    Trigger.REVOKE: frozenset({"revoke"}),
+    Trigger.REVOKE: frozenset({"revoke", PROVIDER_OPT_OUT}),
     Trigger.ATTEST: frozenset({"attest"}),
     Trigger.REMIND: frozenset({_INBOUND}),
     Trigger.HELP: frozenset({_INBOUND}),
     Trigger.TEXT: frozenset({"send_text"}),
     Trigger.PAUSE: frozenset({_INBOUND}),
-    Trigger.CANCEL: frozenset({_INBOUND, "revoke"}),
+    Trigger.CANCEL: frozenset({_INBOUND, "revoke", PROVIDER_OPT_OUT}),
 }
 
 _UNCLEAR = frozenset({Intent.UNRECOGNIZED, Intent.REACTION, Intent.DECLINE})
@@ -78,7 +78,6 @@ _ALWAYS_SENDS = frozenset(
         Trigger.RESEND,
         Trigger.DISCLOSE,
         Trigger.REMIND,
-        Trigger.HELP,
         Trigger.TEXT,
     }
 )
@@ -321,10 +320,11 @@ class _Checker:
 
     def _cancel(self, event: AuditEvent, index: int) -> None:
         stop = self.previous
+        kinds = withdrawn_by(() if stop is None else (stop,))
         if (
             stop is None
             or stop.trigger not in _STOPS
-            or stop.from_state is ConsentState.STOPPED
+            or not kinds
             or stop.at != event.at
             or stop.input != event.input
         ):
@@ -337,7 +337,7 @@ class _Checker:
             return
         for key in event.cancelled:
             found = self.kinds.get(key)
-            if found is None or found[1] or found[0] not in CANCELLED_BY_STOP:
+            if found is None or found[1] or found[0] not in kinds:
                 raise self.fail(
                     index,
                     "cancelled",

@@ -40,9 +40,11 @@ from ._records import (
 )
 
 __all__ = [
+    "ALL_KINDS",
     "AUTO_REPLIES",
     "CANCELLED_BY_STOP",
     "EFFECTS",
+    "PROVIDER_OPT_OUT",
     "SENDABLE_WHEN_STOPPED",
     "TRANSITIONS",
     "ConsentMachine",
@@ -51,6 +53,7 @@ __all__ = [
     "fire",
     "mermaid",
     "repeat_key",
+    "withdrawn_by",
 ]
 
 
@@ -175,6 +178,29 @@ SENDABLE_WHEN_STOPPED: frozenset[MessageKind] = frozenset(
 CANCELLED_BY_STOP: frozenset[MessageKind] = frozenset(MessageKind) - (
     SENDABLE_WHEN_STOPPED
 )
+
+#: What a provider's opt-out withdraws: everything still queued.
+ALL_KINDS: frozenset[MessageKind] = frozenset(MessageKind)
+
+#: The input of a provider's opt-out (``ProviderOptOut.kind``).
+PROVIDER_OPT_OUT = "provider_opt_out"
+
+
+def withdrawn_by(events: Iterable[AuditEvent]) -> frozenset[MessageKind]:
+    """The kinds of still-queued message that ``events`` make undeliverable:
+    all of them after a provider's opt-out, those a stopped contact may not
+    receive after a stop, none otherwise."""
+    kinds: frozenset[MessageKind] = frozenset()
+    for event in events:
+        if event.input == PROVIDER_OPT_OUT and event.trigger is Trigger.REVOKE:
+            return ALL_KINDS
+        if (
+            event.to_state is ConsentState.STOPPED
+            and event.from_state is not ConsentState.STOPPED
+        ):
+            kinds = CANCELLED_BY_STOP
+    return kinds
+
 
 #: The automatic replies the loop guard counts; confirmations follow a change
 #: of state and so cannot ping-pong, and the stop confirmation is never held

@@ -145,13 +145,18 @@ class Policy:
     request as a stop; and accepts no out-of-band attestation until the
     organisation names a method.
 
+    ``provider_answers_keywords``: the SMS provider or carrier answers STOP,
+    START and HELP itself (Twilio Advanced Opt-Out, short codes with carrier
+    handling): they are still recorded, but no stop or restart confirmation
+    and no HELP answer of ours is sent, so the contact never gets two.
+
     ``log_key``, when set, keys the consent log's hash chain (HMAC-SHA-256):
     rewriting a contact's log then needs the key. Keep it outside the
     database that holds the logs, and pass the same key to
     :func:`~optin_core.verify`. It is never shown in the policy's ``repr``.
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0 ``log_key``.
+    .. versionchanged:: 0.2.0 ``log_key``, ``provider_answers_keywords``.
     """
 
     org_name: str
@@ -170,6 +175,7 @@ class Policy:
     yes_restarts: bool = False
     decline_stops: bool = True
     lenient_consent: bool = False
+    provider_answers_keywords: bool = False
     attestation_methods: frozenset[str] = attrs.field(
         default=frozenset(), converter=_methods
     )
@@ -218,6 +224,7 @@ class Policy:
             "yes_restarts",
             "decline_stops",
             "lenient_consent",
+            "provider_answers_keywords",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise PolicyError(name, "must be True or False")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
-from ._enums import ConsentState, MessageKind, Trigger
+from ._enums import ConsentState, MessageKind, Outcome, Trigger
 from ._errors import InvalidInput, RecordError, show
 from ._parser import ParsedReply
 
@@ -31,6 +31,7 @@ __all__ = [
     "Inbound",
     "Input",
     "Outgoing",
+    "ProviderOptOut",
     "RequestOptIn",
     "Revoke",
     "SendText",
@@ -183,8 +184,31 @@ class Revoke:
     reason: str = attrs.field(validator=_nonempty)
 
 
-Input: TypeAlias = RequestOptIn | Inbound | SendText | Attest | Revoke
-INPUT_KINDS = {c.kind: c for c in (RequestOptIn, Inbound, SendText, Attest, Revoke)}
+@attrs.frozen(kw_only=True, slots=True)
+class ProviderOptOut:
+    """The SMS provider (or the carrier behind it) says the contact opted out:
+    a send refused with an opt-out error (Twilio 21610, Telnyx 40300...), or
+    an opt-out the provider handled itself. A stop, with no confirmation
+    (the provider or carrier already answered), and every queued message
+    withdrawn.
+
+    ``provider`` names it (``"twilio"``), ``code`` is its error code or
+    opt-out type, ``key`` the message whose send was refused, if any.
+
+    .. versionadded:: 0.2.0
+    """
+
+    kind: ClassVar[str] = "provider_opt_out"
+    at: datetime = attrs.field(validator=_aware)
+    provider: str = attrs.field(validator=_nonempty)
+    code: str = attrs.field(validator=_nonempty)
+    key: str | None = attrs.field(default=None, validator=_opt_text)
+
+
+Input: TypeAlias = RequestOptIn | Inbound | SendText | Attest | Revoke | ProviderOptOut
+INPUT_KINDS = {
+    c.kind: c for c in (RequestOptIn, Inbound, SendText, Attest, Revoke, ProviderOptOut)
+}
 
 
 # ---------------------------------------------------------------------------
@@ -578,17 +602,22 @@ def check_head(head: Consent) -> None:
 class Decision:
     """What :func:`optin_core.decide` concluded.
 
-    ``consent`` is the new record (the same object when nothing changed),
-    ``outgoing`` the messages to send in order, ``events`` the audit events
-    appended, ``reply`` the parsed reply when the input was text.
+    ``consent`` is the new head (the same object when nothing changed),
+    ``outgoing`` the messages to send in order, ``events`` the events to
+    append to the contact's log, ``reply`` the parsed reply when the input
+    was text, and ``outcome`` why: :attr:`Outcome.CHANGED` when there are
+    events, else the reason nothing happened (a duplicate, a stale reply,
+    ordinary conversation...), for the host's logs.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``outcome``.
     """
 
     consent: Consent
     outgoing: tuple[Outgoing, ...] = ()
     events: tuple[AuditEvent, ...] = ()
     reply: ParsedReply | None = None
+    outcome: Outcome = Outcome.CHANGED
 
     @property
     def changed(self) -> bool:
@@ -622,6 +651,7 @@ def make_decision(
     outgoing: tuple[Outgoing, ...],
     events: tuple[AuditEvent, ...],
     reply: ParsedReply | None,
+    outcome: Outcome = Outcome.CHANGED,
 ) -> Decision:
     """``Decision(...)`` with the fields in declaration order, unchecked."""
     decision: Decision = _new(Decision)
@@ -630,6 +660,7 @@ def make_decision(
     s[1](decision, outgoing)
     s[2](decision, events)
     s[3](decision, reply)
+    s[4](decision, outcome)
     return decision
 
 

@@ -29,7 +29,14 @@ from typing import Any, Generic, TypeAlias, TypeVar
 import attrs
 
 from ._core import cancel_queued, cancelled_by_stop, decide, may_text
-from ._errors import DuplicateMessage, InvalidInput, RecordError, StaleVersion
+from ._enums import Outcome
+from ._errors import (
+    DuplicateMessage,
+    InvalidInput,
+    RecipientOptedOut,
+    RecordError,
+    StaleVersion,
+)
 from ._log import ConsentLog, verify
 from ._policy import Policy
 from ._records import (
@@ -40,6 +47,7 @@ from ._records import (
     Inbound,
     Input,
     Outgoing,
+    ProviderOptOut,
     RequestOptIn,
     Revoke,
     SendText,
@@ -101,6 +109,14 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_async(function: object) -> bool:
+    """Whether calling ``function`` returns a coroutine (an ``async def``, or
+    an object whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004 - the bound method
+    )
+
+
 def _default_send_error(message: Outgoing, error: Exception) -> None:
     _log.warning(
         "send failed for %s message %s (%s: %s); it stays pending and "
@@ -138,6 +154,11 @@ class _Shell:
                 )
         if not callable(send):
             raise TypeError("send must be callable: send(message: Outgoing)")
+        if not self._takes_async_store and _is_async(send):
+            raise TypeError(
+                "send is a coroutine function: a blocking ConsentService would "
+                "never await it; use AsyncConsentService, or a blocking send"
+            )
         if clock is not None and not callable(clock):
             raise TypeError("clock must be a callable returning an aware datetime")
         if (
@@ -331,7 +352,7 @@ class _Shell:
                 continue
             except DuplicateMessage:
                 # Processed before, however long ago: nothing changes.
-                return make_decision(loaded, (), (), decision.reply)
+                return make_decision(loaded, (), (), decision.reply, Outcome.DUPLICATE)
             yield from self._drain(contact, claimed)
             return decision
         assert conflict is not None
@@ -355,6 +376,20 @@ class _Shell:
         while claimed is not None:
             try:
                 yield _SendCall(claimed)
+            except RecipientOptedOut as opted_out:
+                yield _StoreCall("release", (claimed.key,))
+                # The provider's word is a stop: logged, and every queued
+                # message (this one too) withdrawn in the same write.
+                yield from self._apply(
+                    contact,
+                    ProviderOptOut(
+                        at=self._now(),
+                        provider=opted_out.provider,
+                        code=opted_out.code,
+                        key=claimed.key,
+                    ),
+                )
+                return sent
             except Exception as error:
                 yield _StoreCall("release", (claimed.key,))
                 self._on_send_error(claimed, error)
@@ -408,7 +443,16 @@ class ConsentService(_Shell):
 
     def _call(self, request: _Request) -> Any:
         if isinstance(request, _SendCall):
-            return self._send(request.message)
+            result = self._send(request.message)
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()  # never run: no "never awaited" warning
+                raise TypeError(
+                    "send returned an awaitable, which a blocking "
+                    "ConsentService cannot await: the message stays pending; "
+                    "use AsyncConsentService or a blocking send"
+                )
+            return result
         method = getattr(self.store, request.method)
         return method(*request.args, **request.kwargs)
 

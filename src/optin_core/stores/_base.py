@@ -20,8 +20,9 @@ from typing import Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
-from .._enums import ConsentState, Trigger
+from .._enums import MessageKind, Trigger
 from .._errors import RecordError, StaleVersion, show
+from .._machine import withdrawn_by
 from .._records import AuditEvent, Consent, Outgoing
 
 __all__ = [
@@ -117,11 +118,12 @@ class Store(Protocol):
            unique ``(contact, message_id)`` index).
         4. **Cancellations.** Mark cancelled exactly the messages listed by
            the ``cancel`` events; each must be a pending message of this
-           contact of a kind a stop cancels (``StaleVersion`` if it was sent
-           meanwhile: decide again; else ``RecordError``), and when
-           the events stop the contact no other pending message of a kind a
-           stop cancels may remain (else ``RecordError``: the decision was
-           not passed through :func:`~optin_core.cancel_queued`).
+           contact of a kind the write withdraws (``Write.withdraws``: those
+           a stop cancels, or all after a provider's opt-out;
+           ``StaleVersion`` if it was sent meanwhile: decide again; else
+           ``RecordError``), and no other pending message of those kinds may
+           remain (else ``RecordError``: the decision was not passed through
+           :func:`~optin_core.cancel_queued`).
         5. Index the messages of ``events`` as pending, in order; a key
            already in the outbox is a ``RecordError`` (a replayed write).
         6. With a ``lease``, claim the contact's oldest pending message as
@@ -211,10 +213,16 @@ class Write:
     messages: tuple[tuple[int, int, Outgoing], ...]
     #: Keys the write's ``cancel`` events cancel.
     cancelled: tuple[str, ...]
-    #: Whether the write moves the contact into STOPPED.
-    stops: bool
+    #: The kinds of queued message the write withdraws (a stop's, or every
+    #: kind after a provider's opt-out): each pending one must be listed.
+    withdraws: frozenset[MessageKind]
     #: Inbound message ids the write logs.
     message_ids: tuple[str, ...]
+
+    @property
+    def stops(self) -> bool:
+        """Whether the write withdraws queued messages (a stop)."""
+        return bool(self.withdraws)
 
 
 def prepare_write(
@@ -249,7 +257,6 @@ def prepare_write(
     messages: list[tuple[int, int, Outgoing]] = []
     cancelled: list[str] = []
     ids: list[str] = []
-    stops = False
     prev = events[0].prev if events else ""
     link = prev
     for index, event in enumerate(events):
@@ -269,18 +276,15 @@ def prepare_write(
             cancelled.extend(event.cancelled)
         if event.message_id is not None:
             ids.append(event.message_id)
-        if (
-            event.to_state is ConsentState.STOPPED
-            and event.from_state is not ConsentState.STOPPED
-        ):
-            stops = True
     if link != consent.digest:
         raise RecordError("digest", "the head is not the last event's", contact=contact)
     if len(set(ids)) != len(ids):
         raise RecordError(
             "message_id", "one inbound message logged twice", contact=contact
         )
-    return Write(prev, tuple(messages), tuple(cancelled), stops, tuple(ids))
+    return Write(
+        prev, tuple(messages), tuple(cancelled), withdrawn_by(events), tuple(ids)
+    )
 
 
 def stale_fork(contact: str, expected: int) -> StaleVersion:
@@ -324,7 +328,7 @@ def reused_key(contact: str) -> RecordError:
 
 
 def uncancelled(contact: str, key: str) -> RecordError:
-    """The refusal of a stop that leaves a cancellable message pending."""
+    """The refusal of a stop that leaves a message it withdraws pending."""
     return RecordError(
         "cancelled",
         f"the write stops the contact but leaves message {key} pending; pass "

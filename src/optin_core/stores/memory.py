@@ -10,7 +10,6 @@ import attrs
 
 from .._errors import DuplicateMessage, StaleVersion
 from .._log import check_extension
-from .._machine import CANCELLED_BY_STOP
 from .._records import AuditEvent, Consent, Outgoing
 from ._base import (
     Lease,
@@ -97,7 +96,7 @@ class MemoryStore:
             pending = {e.message.key: e for e in queue if e.status == "pending"}
             for key in write.cancelled:
                 listed = pending.get(key)
-                if listed is None or listed.message.kind not in CANCELLED_BY_STOP:
+                if listed is None or listed.message.kind not in write.withdraws:
                     entry = self._entries.get(key)
                     raise cancellation_refused(
                         contact,
@@ -105,13 +104,13 @@ class MemoryStore:
                         sent=entry is not None
                         and entry.message.contact == contact
                         and entry.status == "sent"
-                        and entry.message.kind in CANCELLED_BY_STOP,
+                        and entry.message.kind in write.withdraws,
                         version=expected_version,
                     )
             if write.stops:
                 cancelled = set(write.cancelled)
                 for key, entry in pending.items():
-                    if entry.message.kind in CANCELLED_BY_STOP and key not in cancelled:
+                    if entry.message.kind in write.withdraws and key not in cancelled:
                         raise uncancelled(contact, key)
             for _version, _position, message in write.messages:
                 if message.key in self._entries:

@@ -14,7 +14,6 @@ from typing import Any, Literal, cast
 
 from .._errors import DuplicateMessage, RecordError, StaleVersion
 from .._log import check_extension, read_schema1
-from .._machine import CANCELLED_BY_STOP
 from .._records import AuditEvent, Consent, Outgoing
 from ._base import (
     Lease,
@@ -111,8 +110,6 @@ _INSERT = (
     "(key, contact, version, position, kind, data, leased_until, claimed_version) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-_CANCELLABLE = frozenset(kind.value for kind in CANCELLED_BY_STOP)
 
 _INSERT_EVENT = (
     "INSERT INTO events (contact, version, message_id, digest, data) "
@@ -511,6 +508,7 @@ class SQLiteStore:
     ) -> None:
         """Cancel exactly the messages the write's ``cancel`` events list."""
         cancelled = set(write.cancelled)
+        kinds = sorted(k.value for k in write.withdraws)
         for key in write.cancelled:
             row = conn.execute(
                 "SELECT contact, status, kind FROM outbox WHERE key = ?", (key,)
@@ -519,7 +517,7 @@ class SQLiteStore:
                 row is None
                 or row[0] != contact
                 or row[1] != "pending"
-                or row[2] not in _CANCELLABLE
+                or row[2] not in kinds
             ):
                 raise cancellation_refused(
                     contact,
@@ -527,7 +525,7 @@ class SQLiteStore:
                     sent=row is not None
                     and row[0] == contact
                     and row[1] == "sent"
-                    and row[2] in _CANCELLABLE,
+                    and row[2] in kinds,
                     version=expected_version,
                 )
             conn.execute(
@@ -536,8 +534,7 @@ class SQLiteStore:
                 "WHERE key = ?",
                 (key,),
             )
-        if write.stops:
-            kinds = sorted(k.value for k in CANCELLED_BY_STOP)
+        if kinds:
             marks = ", ".join("?" * len(kinds))
             for (key,) in conn.execute(
                 "SELECT key FROM outbox WHERE contact = ? AND open = 1 "
