@@ -6,6 +6,8 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+from .postgres_server import _postgres_cleanup, _postgres_session, pg_dsn  # noqa: F401
+
 # Shared CI machines are noisy: no deadlines, and a fixed budget per test.
 settings.register_profile(
     "ci",

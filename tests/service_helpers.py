@@ -27,6 +27,8 @@ from optin_core import (
 from optin_core._service import ConsentService
 from optin_core.stores import Lease, MemoryStore, SQLiteStore
 
+from .postgres_server import async_postgres_store, postgres_store
+
 T0 = datetime(2025, 4, 11, 9, 0, tzinfo=UTC)
 
 #: Kinds a later stop makes undeliverable (the service's rule, restated).
@@ -35,7 +37,10 @@ CANCELLED_BY_STOP = frozenset(MessageKind) - {
     MessageKind.HELP,
 }
 
-STORE_KINDS = ("memory", "sqlite")
+#: "postgres": PostgresStore on the session's throw-away server (a schema
+#: per store, see postgres_server.py); "postgres-async": AsyncPostgresStore,
+#: driven through a blocking facade.
+STORE_KINDS = ("memory", "sqlite", "postgres", "postgres-async")
 #: The stores the service tests run on (every shipped store).
 SERVICE_STORE_KINDS = STORE_KINDS
 
@@ -43,12 +48,25 @@ SERVICE_STORE_KINDS = STORE_KINDS
 def make_store(kind: str, tmp_path: Path) -> Any:
     if kind == "memory":
         return MemoryStore()
+    if kind == "postgres":
+        return postgres_store()
+    if kind == "postgres-async":
+        return async_postgres_store()
     return SQLiteStore(tmp_path / "consent.db", synchronous="NORMAL")
+
+
+def open_store(target: str) -> Any:
+    """What a worker process opens: a PostgreSQL DSN, or a SQLite file."""
+    if "=" in target or target.startswith("postgres"):
+        from optin_core.stores.postgres import PostgresStore
+
+        return PostgresStore(target, max_size=2)
+    return SQLiteStore(target, synchronous="NORMAL")
 
 
 def inner_store(store: Any) -> Any:
     """The shipped store under any test wrappers."""
-    while not isinstance(store, (MemoryStore, SQLiteStore)):
+    while hasattr(store, "inner") and not isinstance(store, (MemoryStore, SQLiteStore)):
         store = store.inner
     return store
 
@@ -132,6 +150,10 @@ class AsyncStoreAdapter:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
+    async def namespace(self) -> str:
+        result: str = self.inner.namespace()
+        return result
+
     async def get(self, contact: str) -> Consent | None:
         result: Consent | None = self.inner.get(contact)
         return result
@@ -163,14 +185,27 @@ class AsyncStoreAdapter:
         result: bool = self.inner.claim(key, until=until, now=now)
         return result
 
-    async def release(self, key: str) -> None:
-        self.inner.release(key)
-
-    async def mark_sent(
-        self, key: str, *, lease: Lease | None = None
-    ) -> Outgoing | None:
-        result: Outgoing | None = self.inner.mark_sent(key, lease=lease)
+    async def release(self, key: str, **kw: Any) -> int:
+        result: int = self.inner.release(key, **kw)
         return result
+
+    async def mark_sent(self, key: str, **kw: Any) -> Outgoing | None:
+        result: Outgoing | None = self.inner.mark_sent(key, **kw)
+        return result
+
+    async def due(self, **kw: Any) -> list[Outgoing]:
+        result: list[Outgoing] = self.inner.due(**kw)
+        return result
+
+    async def delivery(self, key: str, status: str, **kw: Any) -> Outgoing | None:
+        result: Outgoing | None = self.inner.delivery(key, status, **kw)
+        return result
+
+    async def messages(self, contact: str) -> Any:
+        return self.inner.messages(contact)
+
+    async def dead_letters(self, **kw: Any) -> Any:
+        return self.inner.dead_letters(**kw)
 
 
 class ConflictCounter(Interceptor):
@@ -227,6 +262,26 @@ def cancelled_keys(log: Sequence[AuditEvent]) -> set[str]:
     return {key for e in log for key in e.cancelled}
 
 
+def given_up(log: Sequence[AuditEvent]) -> dict[str, str]:
+    """Keys the log gives up on: ``{key: "expired" | "failed"}``."""
+    closed = {"expire": "expired", "dead_letter": "failed"}
+    return {
+        key: closed[e.trigger.value]
+        for e in log
+        if e.trigger.value in closed
+        for key in e.cancelled
+    }
+
+
+def in_send_order(keys: Sequence[str], kinds: dict[str, MessageKind]) -> list[str]:
+    """``keys`` in decision order as a contact may receive them: a stop
+    confirmation may overtake HELP answers waiting for a retry, nothing
+    else; so compare without the HELP answers, and those among themselves."""
+    return [k for k in keys if kinds[k] is not MessageKind.HELP] + [
+        k for k in keys if kinds[k] is MessageKind.HELP
+    ]
+
+
 def cancellable(log: Sequence[AuditEvent], version: int, kind: MessageKind) -> bool:
     """Whether a message decided at ``version`` may be cancelled by a later stop."""
     return kind in CANCELLED_BY_STOP and any(v > version for v in stop_versions(log))
@@ -265,7 +320,7 @@ def mp_worker(  # noqa: PLR0917 (a multiprocessing target)
     collide on the same records all the time.
     """
     rng = random.Random(seed)
-    counter = ConflictCounter(SQLiteStore(path, synchronous="NORMAL"))
+    counter = ConflictCounter(open_store(path))
     store: Any = counter
     log: list[tuple[int, int, str, str, str]] = []
 

@@ -217,3 +217,117 @@ def keyword_texts(draw: st.DrawFn, intent: Intent) -> str:
     """A keyword of ``intent`` with decorations around it."""
     word = draw(_cased(_keywords(intent)))
     return draw(decorations) + word + draw(decorations)
+
+
+# -- reactions and quotes of our own words (issue 16) ----------------------
+
+# Imported here, with the names they serve, so this section only appends.
+import unicodedata  # noqa: E402
+
+from optin_core import MessageKind  # noqa: E402
+from optin_core._keywords import load_packs  # noqa: E402
+
+#: Emoji as phones send them (skin tones, joiner sequences, flags, the
+#: heart with its variation selector), and any other symbol that Unicode
+#: normalisation leaves as it is.
+reaction_emoji = st.one_of(
+    st.sampled_from(
+        [
+            "👍",
+            "👎",
+            "❤️",
+            "😂",
+            "😮",
+            "😢",
+            "🙏",
+            "‼️",
+            "❓",
+            "👍🏽",
+            "👨‍👩‍👧",
+            "🇫🇷",
+            "🔥",
+            "©",
+        ]
+    ),
+    st.characters(categories=["So"]).filter(
+        lambda c: unicodedata.normalize("NFKC", c) == c
+    ),
+)
+
+#: Opening and closing quote marks as clients and keyboards write them.
+quote_pairs = st.sampled_from(
+    [("“", "”"), ('"', '"'), ("„", "“"), ("« ", " »"), ("«", "»"), ("‘", "’"),
+     ("'", "'"), ("「", "」"), ("＂", "＂")]
+)  # fmt: skip
+
+
+def _reaction_shapes() -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every reaction format of the packs: (client, lead as written, tails)."""
+    shapes = []
+    for pack in load_packs():
+        for fmt in pack.get("reactions", {}).get("formats", ()):
+            tails = tuple(fmt.get("tails", ())) or ("",)
+            shapes.extend((fmt["client"], lead, tails) for lead in fmt["leads"])
+    return sorted(set(shapes))
+
+
+#: (client, lead, tails) of every shipped reaction format.
+REACTION_SHAPES = _reaction_shapes()
+
+
+@st.composite
+def reactions_to(draw: st.DrawFn, quoted: str) -> str:
+    """A phone's reaction to the message ``quoted``, in any shipped format,
+    with any emoji and quote marks."""
+    _client, lead, tails = draw(st.sampled_from(REACTION_SHAPES))
+    emoji = draw(reaction_emoji)
+    opening, closing = draw(quote_pairs)
+    tail = draw(st.sampled_from(tails))
+    if lead.startswith("* "):
+        head = f"{emoji} {lead[2:]}"
+    else:
+        head = lead.replace("*", emoji)
+        head = draw(st.sampled_from([head, head.capitalize()]))
+    return f"{head} {opening}{quoted}{closing}" + (f" {tail}" if tail else "")
+
+
+#: Kinds of message a policy sends on its own (the agent's TEXT aside).
+automatic_kinds = st.sampled_from([k for k in MessageKind if k is not MessageKind.TEXT])
+#: Shipped locales, and None (the policy's default).
+message_locales = st.sampled_from(
+    [None, "en", "fr", "fr-CA", "es", "pt", "de", "it", "nl"]
+)
+
+#: Policies whose wording varies: organisation and program names, a
+#: template override, the default locale.
+wording_policies = st.builds(
+    Policy,
+    org_name=st.sampled_from(["Acme", "Hearsay", "Banque Populaire", "Ö&Co", "X"]),
+    program_name=st.sampled_from(["", "Acme Alerts", "Conseil+"]),
+    default_locale=st.sampled_from(["en", "fr", "de"]),
+    templates=st.sampled_from(
+        [
+            {},
+            {"en": {"reminder": "Hi from {org_name}: please answer with YES to "
+                    "accept or STOP to end these texts."}},
+        ]
+    ),
+)  # fmt: skip
+
+
+@st.composite
+def cut_quotes(draw: st.DrawFn, reaction: str) -> str:
+    """``reaction`` cut the way phones and segments cut it: at the
+    160-character segment boundary or anywhere past its first 60
+    characters, with or without an ellipsis; or with its closing mark lost."""
+    how = draw(st.sampled_from(["segment", "anywhere", "unclosed"]))
+    if how == "unclosed":
+        return reaction.rstrip()[:-1]
+    if how == "segment":
+        end = 160
+    else:
+        end = draw(
+            st.integers(min_value=min(60, len(reaction)), max_value=len(reaction))
+        )
+    mark = draw(st.sampled_from(["", "…", "...", "…”"]))
+    return reaction[:end] + mark

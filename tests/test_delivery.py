@@ -231,3 +231,280 @@ def test_an_old_redelivery_through_the_store_is_a_duplicate(store: Any) -> None:
     again = svc.receive(A, "help", message_id="first")
     assert again.outcome is Outcome.DUPLICATE
     assert not again.changed
+
+
+# -- keys unique per store and tenant ----------------------------------------
+
+
+def _request_key(store: Any, **kw: Any) -> str:
+    decision = service(store, Sender(), **kw).request_opt_in(A)
+    return str(decision.outgoing[0].key)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_two_stores_never_share_keys(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = make_store(kind, tmp_path / "one")
+    second = make_store(kind, tmp_path / "two")
+    try:
+        assert first.namespace() != second.namespace()
+        assert _request_key(first) != _request_key(second)
+    finally:
+        for s in (first, second):
+            if hasattr(s, "close"):
+                s.close()
+
+
+def test_tenants_of_one_store_never_share_keys(store: Any) -> None:
+    acme = service(store, Sender(), namespace="acme")
+    globex = service(store, Sender(), namespace="globex")
+    acme.request_opt_in(A)
+    first = acme.get(A)
+    key = acme.history(A).events[0].sent[0].key
+    # The same decision under another tenant would carry another key.
+    from optin_core import Consent, RequestOptIn, decide
+
+    at = acme.history(A).events[0].at
+    ours = decide(Consent.new(A), RequestOptIn(at=at), POLICY, namespace="x/acme")
+    theirs = decide(Consent.new(A), RequestOptIn(at=at), POLICY, namespace="x/globex")
+    assert ours.outgoing[0].key != theirs.outgoing[0].key
+    assert first.version == 1
+    assert key != _plain_key()
+    assert globex.namespace == "globex"
+
+
+def _plain_key() -> str:
+    from optin_core import Consent, RequestOptIn, decide
+
+    return str(
+        decide(Consent.new(A), RequestOptIn(at=Clock()()), POLICY).outgoing[0].key
+    )
+
+
+def test_a_reopened_sqlite_store_keeps_its_keys(tmp_path: Path) -> None:
+    from optin_core import SQLiteStore
+
+    path = tmp_path / "c.db"
+    with SQLiteStore(path) as first:
+        namespace = first.namespace()
+        key = _request_key(first)
+    with SQLiteStore(path) as again:
+        assert again.namespace() == namespace
+        # The same decision on the reopened store gets the same key: a
+        # retry after a restart dedupes at the provider.
+        from optin_core import Consent, RequestOptIn, decide
+
+        redo = decide(
+            Consent.new("+15550009"),
+            RequestOptIn(at=Clock()()),
+            POLICY,
+            namespace=again.namespace(),
+        )
+        first_redo = decide(
+            Consent.new("+15550009"),
+            RequestOptIn(at=Clock()()),
+            POLICY,
+            namespace=namespace,
+        )
+        assert redo.outgoing[0].key == first_redo.outgoing[0].key
+        assert again.message_status(key) == "sent"
+
+
+@pytest.mark.parametrize("bad", ["", " ", "a\nb", "x" * 129, 5])
+def test_a_bad_tenant_namespace_is_refused(store: Any, bad: Any) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        ConsentService(POLICY, store, Sender(), namespace=bad)
+
+
+def test_decide_refuses_a_non_str_namespace() -> None:
+    from optin_core import Consent, RequestOptIn, decide
+
+    with pytest.raises(TypeError, match="namespace"):
+        decide(Consent.new(A), RequestOptIn(at=Clock()()), POLICY, namespace=5)  # type: ignore[arg-type]
+
+
+# -- the delivery lifecycle: retries, dead letters, deadlines, fairness ------
+
+
+def test_failures_back_off_then_give_up_as_a_logged_dead_letter(store: Any) -> None:
+    clock = Clock()
+    sender = Sender(fail=lambda m: True)
+    dead: list[tuple[Outgoing, Exception]] = []
+    svc = ConsentService(
+        POLICY,
+        store,
+        sender,
+        clock=clock,
+        max_send_attempts=5,
+        on_send_error=lambda m, e: None,
+        on_dead_letter=lambda m, e: dead.append((m, e)),
+    )
+    (request,) = svc.request_opt_in(A).outgoing  # attempt 1
+    waits = []
+    while store.message_status(request.key) == "pending":
+        before = len(sender.attempts)
+        svc.flush()
+        if len(sender.attempts) == before:
+            # Not due yet: wait until it is.
+            (record,) = store.messages(A)
+            assert record.next_attempt_at is not None
+            waits.append(record.next_attempt_at - clock.now)
+            clock.now = record.next_attempt_at
+    assert len(sender.attempts) == 5
+    # At once twice, then 30 s, 60 s: exponential.
+    assert [w.total_seconds() for w in waits] == [30.0, 60.0]
+    assert store.message_status(request.key) == "failed"
+    assert [m.key for m, _e in dead] == [request.key]
+    (letter,) = svc.dead_letters()
+    assert letter.message.key == request.key
+    assert letter.attempts == 5
+    assert "ConnectionError" in (letter.last_error or "")
+    log = svc.history(A).events
+    assert log[-1].trigger == "dead_letter"
+    assert log[-1].cancelled == (request.key,)
+    assert "5 failed attempts" in (log[-1].reason or "")
+    assert svc.flush() == 0
+    assert verify(A, log, svc.get(A)) == svc.get(A)
+
+
+def test_a_stop_confirmation_past_its_deadline_expires_unsent(store: Any) -> None:
+    clock = Clock()
+    sender = Sender()
+    svc = ConsentService(
+        POLICY, store, sender, clock=clock, on_send_error=lambda m, e: None
+    )
+    svc.request_opt_in(A)
+    svc.receive(A, "yes", message_id="y")
+    sender.fail = lambda m: True  # the provider is down
+    (confirmation,) = svc.receive(A, "STOP", message_id="s").outgoing
+    assert confirmation.deadline == clock.now + POLICY.stop_confirmation_window
+    clock.advance(hours=3)  # the outage lasts
+    sender.fail = None
+    assert svc.flush() == 0
+    assert MessageKind.STOP_CONFIRMATION not in sender.kinds()
+    assert store.message_status(confirmation.key) == "expired"
+    log = svc.history(A).events
+    assert log[-1].trigger == "expire"
+    assert log[-1].cancelled == (confirmation.key,)
+    assert verify(A, log, svc.get(A)) == svc.get(A)
+
+
+def test_a_stop_confirmation_within_its_window_goes_out(store: Any) -> None:
+    clock = Clock()
+    sender = Sender(fail=lambda m: True)
+    svc = ConsentService(
+        POLICY, store, sender, clock=clock, on_send_error=lambda m, e: None
+    )
+    svc.request_opt_in(A)
+    sender.fail = lambda m: m.kind is MessageKind.STOP_CONFIRMATION
+    svc.receive(A, "STOP", message_id="s")
+    clock.advance(minutes=4, seconds=59)
+    sender.fail = None
+    assert svc.flush() == 1
+    assert sender.kinds()[-1] is MessageKind.STOP_CONFIRMATION
+
+
+def test_a_stop_confirmation_is_not_stuck_behind_a_failing_help(store: Any) -> None:
+    clock = Clock()
+    sender = Sender()
+    svc = ConsentService(
+        POLICY, store, sender, clock=clock, on_send_error=lambda m, e: None
+    )
+    svc.request_opt_in(A)
+    sender.fail = lambda m: m.kind is MessageKind.HELP
+    (help_answer,) = svc.receive(A, "HELP", message_id="h").outgoing
+    svc.flush()
+    svc.flush()  # three failures: the HELP waits for its retry
+    decision = svc.receive(A, "STOP", message_id="s")
+    (confirmation,) = decision.outgoing
+    assert store.message_status(confirmation.key) == "sent"
+    assert sender.kinds()[-1] is MessageKind.STOP_CONFIRMATION
+    assert store.message_status(help_answer.key) == "pending"
+
+
+def test_flush_serves_other_contacts_past_one_that_keeps_failing(store: Any) -> None:
+    clock = Clock()
+    sender = Sender()
+    policy = Policy(org_name="Acme", loop_max_auto_replies=1000)
+    svc = ConsentService(
+        policy, store, sender, clock=clock, on_send_error=lambda m, e: None
+    )
+    svc.request_opt_in(A)
+    sender.fail = lambda m: m.contact == A
+    for i in range(60):
+        svc.receive(A, "help", message_id=f"h{i}")
+    others = [f"+1555010{i:04d}" for i in range(100)]
+    sender.fail = lambda m: True
+    for other in others:
+        svc.request_opt_in(other)
+    sender.fail = lambda m: m.contact == A
+    already = len(sender.sent)
+    served = 0
+    for _ in range(3):
+        served += svc.flush(limit=50)
+    assert served == 100
+    assert {m.contact for m in sender.sent[already:]} == set(others)
+
+
+def test_a_garbage_outbox_row_is_quarantined_not_raised(tmp_path: Path) -> None:
+    import sqlite3
+
+    from optin_core import SQLiteStore
+
+    path = tmp_path / "c.db"
+    sender = Sender(fail=lambda m: True)
+    with SQLiteStore(path) as store:
+        svc = ConsentService(
+            POLICY, store, sender, clock=Clock(), on_send_error=lambda m, e: None
+        )
+        (broken,) = svc.request_opt_in(A).outgoing
+        svc.request_opt_in("+15550002")
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE outbox SET data = '{garbage' WHERE key = ?", (broken.key,))
+    sender.fail = None
+    with SQLiteStore(path) as store:
+        svc = ConsentService(POLICY, store, sender, clock=Clock())
+        assert svc.flush() == 1
+        assert sender.sent[-1].contact == "+15550002"
+        assert store.message_status(broken.key) == "quarantined"
+        assert svc.flush() == 0
+
+
+def test_provider_ids_and_delivery_callbacks_are_evidence(store: Any) -> None:
+    clock = Clock()
+
+    def send(message: Outgoing) -> str:
+        return f"SM-{message.key[:8]}"
+
+    svc = ConsentService(POLICY, store, send, clock=clock)
+    (request,) = svc.request_opt_in(A).outgoing
+    (record,) = store.messages(A)
+    assert record.provider_id == f"SM-{request.key[:8]}"
+    assert record.sent_at == clock.now
+    assert svc.delivery_status(f"SM-{request.key[:8]}", "delivered") == request
+    (record,) = store.messages(A)
+    assert (record.status, record.delivery) == ("sent", "delivered")
+    assert record.delivery_at == clock.now
+    assert svc.delivery_status(request.key, "undelivered", error_code="30003")
+    (record,) = store.messages(A)
+    assert (record.delivery, record.error_code) == ("undelivered", "30003")
+    assert svc.get(A).state is ConsentState.PENDING  # not an opt-out code
+    assert svc.delivery_status("SM-nobody", "delivered") is None
+    with pytest.raises(ValueError, match="status"):
+        svc.delivery_status(request.key, "read")
+
+
+def test_a_delivery_callback_with_an_opt_out_code_stops_the_contact(store: Any) -> None:
+    svc = service(store, lambda m: "4ab7c3de-0001")
+    svc.request_opt_in(A)
+    svc.delivery_status("4ab7c3de-0001", "failed", error_code="9", provider="vonage")
+    assert svc.get(A).state is ConsentState.STOPPED
+    revoke = svc.history(A).events[-1]
+    assert (revoke.trigger, revoke.actor) == ("revoke", "provider:vonage")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_max_send_attempts_must_be_a_positive_int(store: Any, bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_send_attempts"):
+        ConsentService(POLICY, store, Sender(), max_send_attempts=bad)

@@ -4,6 +4,11 @@ Each row is ``intent, locale, text, note``; the rows were written from the
 rules in SPEC.md ("Reply parsing") and docs/parsing.md, and from what people
 really type (case, punctuation, emoji, full-width letters, zero-width
 characters, French spacing, phone reactions), in all eight locales.
+
+A fifth column, when present, is the kind of our own message the reply
+quotes: the row is parsed with the texts of ``Policy(org_name="Acme")``
+(what ``decide`` does) and must record that kind as ``quoted``. Every other
+row must read the same with those texts as without them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from optin_core._enums import Intent
+from optin_core import Policy
+from optin_core._enums import Intent, MessageKind
 from optin_core._parser import parse_reply
 
 _DATA = Path(__file__).parent / "data" / "replies.tsv"
@@ -31,14 +37,25 @@ def _unescape(text: str) -> str:
     return _ESCAPE_RE.sub(replace, text)
 
 
-def _rows() -> list[tuple[Intent, str | None, str, str]]:
-    rows = []
+Row = tuple[Intent, str | None, str, str, MessageKind | None]
+ACME = Policy(org_name="Acme")
+
+
+def _rows() -> list[Row]:
+    rows: list[Row] = []
     for line in _DATA.read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
             continue
-        intent, locale, text, note = line.split("\t")
+        intent, locale, text, note, *quoted = line.split("\t")
+        assert len(quoted) <= 1, line
         rows.append(
-            (Intent(intent), None if locale == "-" else locale, _unescape(text), note)
+            (
+                Intent(intent),
+                None if locale == "-" else locale,
+                _unescape(text),
+                note,
+                MessageKind(quoted[0]) if quoted else None,
+            )
         )
     return rows
 
@@ -47,23 +64,50 @@ ROWS = _rows()
 
 
 def test_corpus_is_large_and_covers_every_locale() -> None:
-    assert len(ROWS) >= 300
-    locales = collections.Counter(locale for _, locale, _, _ in ROWS)
+    assert len(ROWS) >= 360
+    locales = collections.Counter(row[1] for row in ROWS)
     for locale in ("en", "fr", "fr-CA", "es", "pt", "de", "it", "nl"):
         assert locales[locale] >= 20, locale
-    intents = {intent for intent, _, _, _ in ROWS}
+    intents = {row[0] for row in ROWS}
     assert intents == set(Intent)
 
 
+def test_corpus_covers_reactions_quotes_and_third_parties() -> None:
+    # Issue 16: reactions in every locale, each of our kinds quoted back.
+    reactions = collections.Counter(row[1] for row in ROWS if row[0] is Intent.REACTION)
+    for locale in ("en", "fr", "fr-CA", "es", "pt", "de", "it", "nl"):
+        assert reactions[locale] >= 3, locale
+    notes = " ".join(row[3] for row in ROWS if row[0] is Intent.REACTION)
+    for client in ("Google Messages", "iOS 18", "iOS tapback", "Samsung"):
+        assert client in notes, client
+    quoted = {row[4] for row in ROWS} - {None}
+    assert quoted == {k for k in MessageKind if k is not MessageKind.TEXT}
+    third = [row for row in ROWS if row[3].startswith(("third party", "still a stop"))]
+    assert {row[0] for row in third} == {Intent.STOP, Intent.UNRECOGNIZED}
+
+
 @pytest.mark.parametrize(
-    ("intent", "locale", "text", "note"),
+    ("intent", "locale", "text", "note", "quoted"),
     ROWS,
-    ids=[f"{i}-{loc}-{text[:30]!r}" for i, (_, loc, text, _) in enumerate(ROWS)],
+    ids=[f"{i}-{row[1]}-{row[2][:30]!r}" for i, row in enumerate(ROWS)],
 )
-def test_reply(intent: Intent, locale: str | None, text: str, note: str) -> None:
-    reply = parse_reply(text, locale)
+def test_reply(
+    intent: Intent,
+    locale: str | None,
+    text: str,
+    note: str,
+    quoted: MessageKind | None,
+) -> None:
+    ours = parse_reply(text, locale, ours=ACME.own_words)
+    reply = ours if quoted is not None else parse_reply(text, locale)
     assert reply.intent is intent, (note, reply)
     assert reply.text == text
+    assert ours.intent is intent, (note, ours)
+    if quoted is not None:
+        assert ours.quoted is quoted, (note, ours)
+    elif reply.quoted is None and ours.quoted is not None:
+        # A reaction to one of Acme's texts: the same answer, with evidence.
+        assert intent is Intent.REACTION
     if intent in (Intent.UNRECOGNIZED,):
         assert reply.keyword is None
         assert reply.locale is None

@@ -348,6 +348,10 @@ def test_later_messages_wait_behind_a_failed_one(env: Env) -> None:
     assert len(env.store.pending()) == 2
     assert env.service.flush() == 0
     env.sender.fail = None
+    # Three failures: the request now waits for its retry time (backoff),
+    # and the HELP behind it.
+    assert env.service.flush() == 0
+    env.clock.advance(seconds=30)
     assert env.service.flush() == 2
     assert env.sender.kinds(A) == [MessageKind.OPT_IN_REQUEST, MessageKind.HELP]
 
@@ -466,6 +470,10 @@ def test_flush_keeps_going_past_a_failing_contact(env: Env) -> None:
     assert env.service.flush() == 1
     assert env.service.flush() == 0
     env.sender.fail = None
+    assert env.service.flush() == 0  # A failed thrice: it waits 30 s now
+    env.clock.advance(seconds=29)
+    assert env.service.flush() == 0
+    env.clock.advance(seconds=1)
     assert env.service.flush() == 1
     assert env.service.flush(limit=5) == 0
     with pytest.raises(ValueError, match="limit"):
@@ -646,12 +654,13 @@ def test_a_store_commits_twice_per_message(kind: str, tmp_path: Path) -> None:
     spy = Recorder(inner)
     svc = ConsentService(POLICY, spy, env.sender, clock=env.clock)
     svc.receive(A, "Yes", message_id="SM1")
-    # The confirmation is claimed by the put, then marked sent: no claim,
-    # no listing of the pending messages.
-    assert spy.names() == ["get", "put", "mark_sent"]
-    assert [kw for _n, kw in spy.calls][1:] == [
+    # The store's key namespace is read once per service; the confirmation
+    # is claimed by the put, then marked sent: no claim, no listing of the
+    # pending messages.
+    assert spy.names() == ["namespace", "get", "put", "mark_sent"]
+    assert [kw for _n, kw in spy.calls][2:] == [
         ("expected_version", "lease"),
-        ("lease",),
+        ("at", "lease", "provider_id"),
     ]
     assert env.sender.kinds(A)[-1] is MessageKind.OPT_IN_CONFIRMATION
     assert inner.message_status(env.sender.sent[-1].key) == "sent"
@@ -674,7 +683,7 @@ def test_a_stop_reads_the_queue_and_logs_what_it_cancels(
     spy = Recorder(inner)
     svc = ConsentService(POLICY, spy, env.sender, clock=env.clock)
     decision = svc.receive(A, "STOP", message_id="SM-stop")
-    assert spy.names() == ["get", "pending", "put", "mark_sent"]
+    assert spy.names() == ["namespace", "get", "pending", "put", "mark_sent"]
     assert [e.trigger for e in decision.events] == ["stop", "cancel"]
     assert decision.events[-1].cancelled == (queued.key,)
     assert inner.message_status(queued.key) == "cancelled"
@@ -863,7 +872,7 @@ def test_normalize_phone() -> None:
         normalize_phone("06 12 34 56 78")
     with pytest.raises(InvalidInput):
         normalize_phone("not a number", "FR")
-    with pytest.raises(InvalidInput, match="possible"):
+    with pytest.raises(InvalidInput, match="not a valid phone number"):
         normalize_phone("+33 6123", "FR")
     with pytest.raises(InvalidInput, match="too long"):
         normalize_phone("1" * 100, "FR")

@@ -501,7 +501,7 @@ def test_one_message_id_twice_in_one_write_is_refused(store: Any) -> None:
         Trigger.HELP,
         at=at(2),
         input="inbound",
-        messages=((MessageKind.HELP, "help again", "en"),),
+        messages=((MessageKind.HELP, "help again", "en", None),),
         actor="contact",
         message_id="h1",
         reply=event.reply,
@@ -528,7 +528,7 @@ def _forge_revoke_input(stopped: Consent) -> Step:
         Trigger.RESTART,
         at=at(10),
         input="revoke",
-        messages=((MessageKind.START_CONFIRMATION, "welcome back", "en"),),
+        messages=((MessageKind.START_CONFIRMATION, "welcome back", "en", None),),
         actor="compliance",
         reason="customer called",
     )
@@ -541,7 +541,7 @@ def _forge_no_reply(stopped: Consent) -> Step:
         Trigger.RESTART,
         at=at(10),
         input="inbound",
-        messages=((MessageKind.START_CONFIRMATION, "welcome back", "en"),),
+        messages=((MessageKind.START_CONFIRMATION, "welcome back", "en", None),),
         message_id="r1",
     )
     return head, (event,)
@@ -554,7 +554,7 @@ def _forge_restart_before_the_stop(stopped: Consent) -> Step:
         Trigger.RESTART,
         at=at(0),  # before the stop: fire logs it at the stop's time
         input="inbound",
-        messages=((MessageKind.START_CONFIRMATION, "welcome back", "en"),),
+        messages=((MessageKind.START_CONFIRMATION, "welcome back", "en", None),),
         actor="contact",
         message_id="r1",
         reply=legit.reply,

@@ -9,6 +9,9 @@ thin shell that applies its decisions through the host's ``send`` and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from . import stores as _stores
 from ._catalog import render_message
 from ._chain import canonical_bytes, event_digest
 from ._core import cancel_queued, cancelled_by_stop, decide, may_text, sendable
@@ -26,14 +29,15 @@ from ._errors import (
     ResendNotAllowed,
     SendBlocked,
     StaleVersion,
+    StoreUnavailable,
     UnknownLocale,
 )
 from ._keywords import KeywordCollision, KeywordIndex, build_keyword_index
 from ._locale import available_locales, locale_chain, require_locale
 from ._log import ConsentLog, replay, verify
 from ._machine import ConsentMachine, mermaid
-from ._parser import ParsedReply, normalize, parse_reply
-from ._phone import normalize_phone
+from ._parser import OwnWords, ParsedReply, normalize, own_words, parse_reply
+from ._phone import canonical_contact, normalize_phone, phone_key
 from ._policy import Mode, Policy
 from ._records import (
     MAX_CONTACT_LENGTH,
@@ -63,6 +67,18 @@ from .stores import (
     Store,
 )
 
+if TYPE_CHECKING:
+    from .stores.postgres import AsyncPostgresStore, PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresStore and AsyncPostgresStore (the ``postgres`` extra) load on
+    # first use, so that ``import optin_core`` never needs psycopg.
+    if name in ("PostgresStore", "AsyncPostgresStore"):
+        return getattr(_stores, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -71,6 +87,7 @@ __all__ = [
     "MAX_REPLY_CHARS",
     "SCHEMA_VERSION",
     "AsyncConsentService",
+    "AsyncPostgresStore",
     "AsyncStore",
     "Attest",
     "AuditEvent",
@@ -99,9 +116,11 @@ __all__ = [
     "OptinError",
     "Outcome",
     "Outgoing",
+    "OwnWords",
     "ParsedReply",
     "Policy",
     "PolicyError",
+    "PostgresStore",
     "ProviderOptOut",
     "RecipientOptedOut",
     "RecordError",
@@ -115,6 +134,7 @@ __all__ = [
     "SmsInfo",
     "StaleVersion",
     "Store",
+    "StoreUnavailable",
     "Trigger",
     "UnknownLocale",
     "__version__",
@@ -123,6 +143,7 @@ __all__ = [
     "cancel_queued",
     "cancelled_by_stop",
     "canonical_bytes",
+    "canonical_contact",
     "decide",
     "event_digest",
     "locale_chain",
@@ -130,7 +151,9 @@ __all__ = [
     "mermaid",
     "normalize",
     "normalize_phone",
+    "own_words",
     "parse_reply",
+    "phone_key",
     "render_message",
     "replay",
     "require_locale",

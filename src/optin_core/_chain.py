@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import datetime
 from typing import Any
 
 from ._enums import ConsentState, Intent, MatchRule, MessageKind
@@ -57,6 +58,10 @@ def canonical_bytes(contact: str, body: dict[str, Any]) -> bytes:
     return _encode({**body, "contact": contact}).encode("ascii")
 
 
+def _deadline(value: datetime | None) -> str:
+    return "" if value is None else f'"deadline":{_q(value.isoformat())},'
+
+
 def _opt(value: str | None) -> str:
     return "null" if value is None else _q(value)
 
@@ -75,14 +80,18 @@ def event_canonical(contact: str, event: AuditEvent) -> bytes:
             else f'"full_length":{reply.full_length:d},'
             f'"full_sha256":{_opt(reply.full_sha256)},'
         )
+        # "quoted" only when set, as ParsedReply.to_dict writes it.
+        quoted = "" if reply.quoted is None else f'"quoted":{_QUOTED[reply.quoted]},'
         replied = (
             f'{{{full}"intent":{_QUOTED[reply.intent]},'
             f'"keyword":{_opt(reply.keyword)},"locale":{_opt(reply.locale)},'
-            f'"rule":{_QUOTED[reply.rule]},"text":{_q(reply.text)}}}'
+            f'{quoted}"rule":{_QUOTED[reply.rule]},"text":{_q(reply.text)}}}'
         )
     sent = ",".join(
         [
-            f'{{"contact":{_q(m.contact)},"key":{_q(m.key)},'
+            f'{{"contact":{_q(m.contact)},'
+            f"{_deadline(m.deadline)}"
+            f'"key":{_q(m.key)},'
             f'"kind":{_QUOTED[m.kind]},"locale":{_q(m.locale)},"text":{_q(m.text)}}}'
             for m in event.sent
         ]

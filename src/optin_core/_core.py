@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from datetime import datetime
 
 from ._enums import ConsentState, Intent, MessageKind, Outcome, Trigger
 from ._errors import (
@@ -23,6 +24,7 @@ from ._locale import require_locale
 from ._machine import EFFECTS, fire, repeat_key, withdrawn_by
 from ._parser import ParsedReply, parse_reply
 from ._policy import Mode, Policy
+from ._quiet import quiet_until, zone
 from ._records import (
     MAX_REPLY_CHARS,
     Attest,
@@ -31,6 +33,8 @@ from ._records import (
     Decision,
     Inbound,
     Input,
+    MessageExpired,
+    MessageFailed,
     Outgoing,
     ProviderOptOut,
     RequestOptIn,
@@ -54,7 +58,9 @@ _GREETING_FORMAT_OK = frozenset({"\u200d"})
 _PAUSED = "paused"
 
 
-def decide(consent: Consent, input: Input, policy: Policy) -> Decision:
+def decide(
+    consent: Consent, input: Input, policy: Policy, *, namespace: str = ""
+) -> Decision:
     """Decide what ``input`` does to ``consent`` under ``policy``.
 
     Returns a :class:`Decision`: the new record (the same object when nothing
@@ -64,39 +70,78 @@ def decide(consent: Consent, input: Input, policy: Policy) -> Decision:
     :class:`InvalidGreeting`, :class:`UnknownLocale`. A contact's reply never
     raises.
 
+    ``namespace`` goes into the idempotency key of every message decided, so
+    two stores or tenants texting the same number never share a key (the
+    service passes its store's); ``""`` keeps the plain keys.
+
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``namespace``.
     """
     if not isinstance(consent, Consent):
         raise TypeError(f"consent must be a Consent, got {type(consent).__name__}")
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+    if not isinstance(namespace, str):
+        raise TypeError(f"namespace must be a str, got {type(namespace).__name__}")
     if isinstance(input, Inbound):
-        return _inbound(consent, input, policy)
+        return _inbound(consent, input, policy, namespace)
     if isinstance(input, SendText):
-        return _send_text(consent, input, policy)
+        return _send_text(consent, input, policy, namespace)
     if isinstance(input, RequestOptIn):
-        return _request(consent, input, policy)
+        return _request(consent, input, policy, namespace)
     if isinstance(input, Attest):
-        return _attest(consent, input, policy)
+        return _attest(consent, input, policy, namespace)
     if isinstance(input, Revoke):
-        return _revoke(consent, input, policy)
+        return _revoke(consent, input, policy, namespace)
     if isinstance(input, ProviderOptOut):
-        return _provider_opt_out(consent, input, policy)
+        return _provider_opt_out(consent, input, policy, namespace)
+    if isinstance(input, MessageExpired):
+        return _withdraw(
+            consent,
+            Trigger.EXPIRE,
+            input,
+            policy,
+            f"not handed to the provider by its deadline (at {input.at.isoformat()})",
+        )
+    if isinstance(input, MessageFailed):
+        return _withdraw(
+            consent,
+            Trigger.DEAD_LETTER,
+            input,
+            policy,
+            f"given up after {input.attempts} failed attempts: {input.error}",
+        )
     raise TypeError(
-        "input must be RequestOptIn, Inbound, SendText, Attest, Revoke or "
-        f"ProviderOptOut, got {type(input).__name__}"
+        "input must be RequestOptIn, Inbound, SendText, Attest, Revoke, "
+        "ProviderOptOut, MessageExpired or MessageFailed, got "
+        f"{type(input).__name__}"
     )
 
 
-def may_text(consent: Consent, policy: Policy) -> bool:
-    """Whether a :class:`SendText` would be accepted for ``consent`` now.
+def may_text(
+    consent: Consent,
+    policy: Policy,
+    *,
+    at: datetime | None = None,
+    time_zone: str | None = None,
+) -> bool:
+    """Whether a :class:`SendText` would be accepted for ``consent``.
 
     True where the policy allows texting, and for a contact who is still to
-    receive the disclaimer in disclaimer mode (it goes out first).
+    receive the disclaimer in disclaimer mode (it goes out first). With
+    ``at``, also false during the policy's quiet hours in the contact's
+    ``time_zone`` (the policy's when ``None``).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``at`` and ``time_zone``.
     """
-    return _may_text_in(consent.state, policy)
+    if not _may_text_in(consent.state, policy):
+        return False
+    if at is None or policy.quiet_hours is None:
+        return True
+    return (
+        quiet_until(at, zone(time_zone or policy.time_zone), policy.quiet_hours) is None
+    )
 
 
 def sendable(consents: Iterable[Consent], policy: Policy) -> Iterable[Consent]:
@@ -197,21 +242,31 @@ def _fire(
     method: str | None = None,
     evidence: str | None = None,
     reason: str | None = None,
+    namespace: str = "",
+    cancelled: tuple[str, ...] = (),
 ) -> tuple[Consent, AuditEvent]:
     """Fire ``trigger`` with the message its effect sends, if ``send``.
 
     ``text`` is the message when the caller composed it (a request with its
-    greeting, the agent's text); otherwise the policy renders it.
+    greeting, the agent's text); otherwise the policy renders it. A stop
+    confirmation carries its deadline (the input's time plus
+    ``policy.stop_confirmation_window``).
     """
     kind = EFFECTS[trigger] if send else None
-    messages: tuple[tuple[MessageKind, str, str], ...] = ()
+    messages: tuple[tuple[MessageKind, str, str, datetime | None], ...] = ()
     if kind is not None:
         contact_locale = consent.locale if locale is None else locale
         if text is None:
             body, used = policy.message(kind, contact_locale)
         else:
             body, used = text, contact_locale or policy.default_locale
-        messages = ((kind, body, used),)
+        window = policy.stop_confirmation_window
+        deadline = (
+            input.at + window
+            if kind is MessageKind.STOP_CONFIRMATION and window is not None
+            else None
+        )
+        messages = ((kind, body, used, deadline),)
     return fire(
         consent,
         trigger,
@@ -228,6 +283,8 @@ def _fire(
         policy_id=policy.policy_id,
         policy_version=policy.policy_version,
         log_key=policy.log_key,
+        namespace=namespace,
+        cancelled=cancelled,
     )
 
 
@@ -241,7 +298,7 @@ def _decision(
     return make_decision(consent, outgoing, events, reply)
 
 
-def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
+def _inbound(consent: Consent, msg: Inbound, policy: Policy, ns: str) -> Decision:
     reply = policy.classify(
         parse_reply(
             msg.text,
@@ -249,6 +306,7 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
             default_locale=policy.default_locale,
             keywords=policy.keywords,
             lenient_consent=policy.lenient_consent,
+            ours=policy.own_words,
         )
     )
     if msg.message_id in consent.recent_message_ids:
@@ -273,6 +331,7 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy) -> Decision:
         actor="contact",
         message_id=msg.message_id,
         reason=reason,
+        namespace=ns,
     )
     return _decision(consent, event, reply=reply)
 
@@ -369,16 +428,23 @@ def _loop_guard(
     return None
 
 
-def _request(consent: Consent, req: RequestOptIn, policy: Policy) -> Decision:
+def _request(consent: Consent, req: RequestOptIn, policy: Policy, ns: str) -> Decision:
     locale = None if req.locale is None else require_locale(req.locale)
     state = consent.state
     if state is _STOPPED:
         raise ContactStopped(consent.contact, what="an opt-in request")
     if policy.allows_texting(state):
         return make_decision(consent, (), (), None, Outcome.UNCHANGED)
+    _check_quiet_hours(consent, req, policy)
     if policy.mode is Mode.DISCLAIMER:
         consent, event = _fire(
-            consent, Trigger.DISCLOSE, req, policy, locale=locale, actor=req.by
+            consent,
+            Trigger.DISCLOSE,
+            req,
+            policy,
+            locale=locale,
+            actor=req.by,
+            namespace=ns,
         )
         return _decision(consent, event)
     if state is _PENDING:
@@ -390,7 +456,14 @@ def _request(consent: Consent, req: RequestOptIn, policy: Policy) -> Decision:
     wording, used = policy.message(MessageKind.OPT_IN_REQUEST, contact_locale)
     text = _with_greeting(req.greeting, wording, policy)
     consent, event = _fire(
-        consent, trigger, req, policy, text=text, locale=locale or used, actor=req.by
+        consent,
+        trigger,
+        req,
+        policy,
+        text=text,
+        locale=locale or used,
+        actor=req.by,
+        namespace=ns,
     )
     return _decision(consent, event)
 
@@ -453,9 +526,10 @@ def _with_greeting(greeting: str | None, wording: str, policy: Policy) -> str:
     return text
 
 
-def _send_text(consent: Consent, req: SendText, policy: Policy) -> Decision:
+def _send_text(consent: Consent, req: SendText, policy: Policy, ns: str) -> Decision:
     if len(req.body) > policy.max_text_length:
         raise SendBlocked("too_long", contact=consent.contact)
+    _check_quiet_hours(consent, req, policy)
     state = consent.state
     events: tuple[AuditEvent, ...] = ()
     if not policy.allows_texting(state):
@@ -465,7 +539,7 @@ def _send_text(consent: Consent, req: SendText, policy: Policy) -> Decision:
             # Disclaimer mode, not yet disclosed: the disclaimer goes first,
             # as its own event.
             consent, disclosed = _fire(
-                consent, Trigger.DISCLOSE, req, policy, actor=req.by
+                consent, Trigger.DISCLOSE, req, policy, actor=req.by, namespace=ns
             )
             events = (disclosed,)
         elif state is _PENDING:
@@ -473,12 +547,26 @@ def _send_text(consent: Consent, req: SendText, policy: Policy) -> Decision:
         else:
             raise SendBlocked("opt_in_required", contact=consent.contact)
     consent, event = _fire(
-        consent, Trigger.TEXT, req, policy, text=req.body, actor=req.by
+        consent, Trigger.TEXT, req, policy, text=req.body, actor=req.by, namespace=ns
     )
     return _decision(consent, *events, event)
 
 
-def _attest(consent: Consent, req: Attest, policy: Policy) -> Decision:
+def _check_quiet_hours(
+    consent: Consent, req: SendText | RequestOptIn, policy: Policy
+) -> None:
+    """An agent's own message (a text, an opt-in request) waits for the end
+    of the contact's night; answers to the contact are never held back."""
+    hours = policy.quiet_hours
+    if hours is None:
+        return
+    where = zone(req.time_zone or policy.time_zone)
+    until = quiet_until(req.at, where, hours)
+    if until is not None:
+        raise SendBlocked("quiet_hours", contact=consent.contact, next_allowed_at=until)
+
+
+def _attest(consent: Consent, req: Attest, policy: Policy, ns: str) -> Decision:
     if consent.state is _STOPPED:
         raise ContactStopped(consent.contact, what="an out-of-band attestation")
     if not policy.accepts_attestation(req.method):
@@ -491,12 +579,34 @@ def _attest(consent: Consent, req: Attest, policy: Policy) -> Decision:
         actor=req.by,
         method=req.method,
         evidence=req.evidence,
+        namespace=ns,
+    )
+    return _decision(consent, event)
+
+
+def _withdraw(
+    consent: Consent,
+    trigger: Trigger,
+    req: MessageExpired | MessageFailed,
+    policy: Policy,
+    reason: str,
+) -> Decision:
+    """Log that a queued message will never go (expired, or a dead letter);
+    the store closes it in the same write. In any state, nothing sent."""
+    consent, event = _fire(
+        consent,
+        trigger,
+        req,
+        policy,
+        actor="delivery",
+        reason=reason,
+        cancelled=(req.key,),
     )
     return _decision(consent, event)
 
 
 def _provider_opt_out(
-    consent: Consent, req: ProviderOptOut, policy: Policy
+    consent: Consent, req: ProviderOptOut, policy: Policy, ns: str
 ) -> Decision:
     # A revocation in every state, stopped included (the provider's word is
     # recorded each time), with nothing sent: the provider would refuse it.
@@ -510,12 +620,19 @@ def _provider_opt_out(
         policy,
         actor=f"provider:{req.provider}",
         reason=reason,
+        namespace=ns,
     )
     return _decision(consent, event)
 
 
-def _revoke(consent: Consent, req: Revoke, policy: Policy) -> Decision:
+def _revoke(consent: Consent, req: Revoke, policy: Policy, ns: str) -> Decision:
     consent, event = _fire(
-        consent, Trigger.REVOKE, req, policy, actor=req.by, reason=req.reason
+        consent,
+        Trigger.REVOKE,
+        req,
+        policy,
+        actor=req.by,
+        reason=req.reason,
+        namespace=ns,
     )
     return _decision(consent, event)

@@ -145,6 +145,10 @@ class Trigger(enum.StrEnum):
     #: A stop cancelled texts still queued for the contact (the keys are
     #: recorded on the event).
     CANCEL = "cancel"
+    #: A queued message passed its deadline unsent (a late stop confirmation).
+    EXPIRE = "expire"
+    #: A queued message failed too often and was given up (the dead letter).
+    DEAD_LETTER = "dead_letter"
 
 
 class Outcome(_Enum):

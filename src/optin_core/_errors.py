@@ -26,6 +26,7 @@ __all__ = [
     "ResendNotAllowed",
     "SendBlocked",
     "StaleVersion",
+    "StoreUnavailable",
     "UnknownLocale",
 ]
 
@@ -58,9 +59,11 @@ class SendBlocked(OptinError, ValueError):
     """The agent's text may not be sent in the contact's current state.
 
     ``reason`` is one of ``"opt_in_required"``, ``"awaiting_reply"``,
-    ``"stopped"`` or ``"too_long"``.
+    ``"stopped"``, ``"too_long"`` or ``"quiet_hours"`` (then
+    ``next_allowed_at`` says when the quiet hours end).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``"quiet_hours"`` and ``next_allowed_at``.
     """
 
     _ADVICE: ClassVar[dict[str, str]] = {
@@ -71,12 +74,23 @@ class SendBlocked(OptinError, ValueError):
         "stopped": "the contact replied STOP; only the contact can restart "
         "messaging (by texting START)",
         "too_long": "shorten the text to the policy's max_text_length",
+        "quiet_hours": "it is night where the contact lives (the policy's "
+        "quiet_hours); send it at or after next_allowed_at",
     }
 
-    def __init__(self, reason: str, *, contact: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        contact: str = "",
+        next_allowed_at: datetime | None = None,
+    ) -> None:
         self.reason = reason
         self.contact = contact
+        self.next_allowed_at = next_allowed_at
         advice = self._ADVICE.get(reason, "check the contact's state first")
+        if next_allowed_at is not None:
+            advice += f" ({next_allowed_at.isoformat()})"
         who = f" to {contact!r}" if contact else ""
         super().__init__(f"text{who} blocked ({reason}): {advice}")
 
@@ -206,6 +220,36 @@ class RecipientOptedOut(OptinError):
         super().__init__(
             f"{self.provider} refused the message: the recipient opted out "
             f"(code {self.code}); the contact is recorded as stopped"
+        )
+
+
+class StoreUnavailable(OptinError, ConnectionError):
+    """A store could not reach its database server, or lost the connection
+    during an operation.
+
+    ``server`` is where the store tried to connect (``host:port``, never the
+    password); ``problem`` what went wrong. A write interrupted before its
+    commit wrote nothing; ``outcome_unknown`` is true when the connection
+    was lost during the commit itself, so the write may or may not be saved
+    (read the head again before deciding anything).
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(
+        self, server: str, problem: str, *, outcome_unknown: bool = False
+    ) -> None:
+        self.server = server
+        self.problem = problem
+        self.outcome_unknown = outcome_unknown
+        tail = (
+            "; the write may or may not have been saved: read the record again"
+            if outcome_unknown
+            else "; nothing was written"
+        )
+        super().__init__(
+            f"the database server at {server} is unreachable or refused the "
+            f"connection: {problem}{tail}"
         )
 
 

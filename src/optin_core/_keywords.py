@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Final
@@ -228,12 +229,37 @@ def _extra_entries(
     return out
 
 
-def _words_of(packs: Iterable[Mapping[str, Any]], key: str) -> frozenset[str]:
+def _words_of(
+    packs: Iterable[Mapping[str, Any]], key: str, field: str = "words"
+) -> frozenset[str]:
     words: set[str] = set()
     for pack in packs:
-        for word in pack.get(key, {}).get("words", ()):
+        for word in pack.get(key, {}).get(field, ()):
             words.update(_canonical(word).split())
     return frozenset(words)
+
+
+#: Emoji that Unicode files as punctuation rather than symbols.
+_PUNCTUATION_EMOJI: Final = frozenset("‼⁉〰〽")
+
+
+def _emoji_start(text: str) -> bool:
+    """Whether ``text`` opens with an emoji, spaces and invisible characters
+    aside: Google Messages' reactions read "👍 to “…”". An emoji is a symbol,
+    one of the few punctuation emoji ("‼️"), or any character shown as an
+    emoji by the variation selector that follows it."""
+    for i, ch in enumerate(text[:32]):
+        if ch.isspace():
+            continue
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        return (
+            category == "So"
+            or ch in _PUNCTUATION_EMOJI
+            or text[i + 1 : i + 2] == "\ufe0f"
+        )
+    return False
 
 
 def _phrases(entries: Iterable[Keyword]) -> dict[str, tuple[_Phrase, ...]]:
@@ -265,8 +291,15 @@ def _ordered(locales: Iterable[str]) -> tuple[str, ...]:
 
 
 def _lead_regex(lead: str) -> str:
-    parts = [r"\S{1,24}" if tok == "*" else re.escape(tok) for tok in lead.split(" ")]
-    return " ".join(parts)
+    # The space before the emoji is optional: "‼️" folds to "!!", and French
+    # spacing drops the space before "!" ("a reagi avec!! a").
+    out = ""
+    for tok in lead.split(" "):
+        if tok == "*":
+            out += r" ?\S{1,24}" if out else r"\S{1,24}"
+        else:
+            out += (" " if out else "") + re.escape(tok)
+    return out
 
 
 class KeywordIndex:
@@ -289,13 +322,23 @@ class KeywordIndex:
         "_polite_phrases",
         "_prebuilt",
         "_prebuilt_max",
+        "_reaction_emoji_lead_re",
+        "_reaction_emoji_re",
         "_reaction_first",
+        "_reaction_lead_re",
         "_reaction_leads",
+        "_reaction_media_first",
         "_reaction_media_re",
         "_reaction_re",
         "_reaction_tails",
         "_screen",
         "_stop",
+        "_third_party",
+        "_tp_determiners",
+        "_tp_ours",
+        "_tp_subjects",
+        "_tp_things",
+        "_tp_yes",
         "_weak_company",
     )
 
@@ -312,11 +355,21 @@ class KeywordIndex:
     _prebuilt: dict[tuple[str, ...], dict[str, _parser.ParsedReply]]
     _prebuilt_max: int
     _reaction_re: re.Pattern[str] | None
+    _reaction_emoji_re: re.Pattern[str] | None
+    _reaction_lead_re: re.Pattern[str] | None
+    _reaction_emoji_lead_re: re.Pattern[str] | None
     _reaction_media_re: re.Pattern[str] | None
-    _reaction_leads: dict[str, tuple[str, str]]
+    _reaction_leads: dict[str, tuple[str, tuple[str, ...]]]
     _reaction_first: dict[str, re.Pattern[str]]
+    _reaction_media_first: frozenset[str]
     _reaction_tails: frozenset[str]
     _screen: frozenset[str]
+    _third_party: frozenset[str]
+    _tp_yes: frozenset[str]
+    _tp_subjects: frozenset[str]
+    _tp_determiners: frozenset[str]
+    _tp_ours: frozenset[str]
+    _tp_things: frozenset[str]
 
     def __init__(
         self, packs: Iterable[Mapping[str, Any]], extra: list[Keyword]
@@ -361,6 +414,7 @@ class KeywordIndex:
                 for run in _parser.ALNUM_RUN_RE.findall(lead)
             ),
         )
+        self._init_third_party(packs)
         self._init_reactions(packs)
         self._init_chains()
         self._init_exact()
@@ -382,44 +436,91 @@ class KeywordIndex:
 
     # -- construction helpers ------------------------------------------------
 
+    def _init_third_party(self, packs: tuple[Mapping[str, Any], ...]) -> None:
+        """Stop words whose object is someone else's ("make them stop", "stop
+        the bill"), read as such only in a message that also says yes."""
+        init = functools.partial(object.__setattr__, self)
+        init(
+            "_third_party",
+            frozenset(
+                _canonical(w)
+                for pack in packs
+                for w in pack.get("third_party", {}).get("stop", ())
+            ),
+        )
+        init("_tp_yes", _words_of(packs, "third_party", "yes"))
+        init("_tp_subjects", _words_of(packs, "third_party", "subjects"))
+        init("_tp_determiners", _words_of(packs, "third_party", "determiners"))
+        ours = _words_of(packs, "third_party", "ours")
+        init("_tp_ours", ours)
+        # After "stop the", a word that still names our texts, or a polite
+        # word ("stop this please"), keeps the stop.
+        init("_tp_things", ours | self._polite)
+
     def _init_reactions(self, packs: tuple[Mapping[str, Any], ...]) -> None:
-        leads: dict[str, tuple[str, str]] = {}
-        alternatives: list[str] = []
+        by_lead: dict[str, list[str]] = {}
+        by_emoji_lead: dict[str, list[str]] = {}
         media: list[str] = []
         tails: set[str] = set()
         for pack in packs:
             section = pack.get("reactions", {})
-            for lead in section.get("leads", ()):
-                folded = _parser.normalize(lead.replace("*", " ASTERISK "))
-                folded = folded.replace("asterisk", "*")
-                name = f"r{len(leads)}"
-                leads[name] = (folded, pack["locale"])
-                alternatives.append(f"(?P<{name}>{_lead_regex(folded)})")
-            tails.update(_parser.normalize(t) for t in section.get("tails", ()))
+            for fmt in section.get("formats", ()):
+                for lead in fmt.get("leads", ()):
+                    # "* to": the lead follows an emoji that opens the text.
+                    target = by_emoji_lead if lead.startswith("* ") else by_lead
+                    written = lead[2:] if lead.startswith("* ") else lead
+                    folded = _parser.normalize(written.replace("*", " ASTERISK "))
+                    folded = folded.replace("asterisk", "*")
+                    locales = target.setdefault(folded, [])
+                    if pack["locale"] not in locales:
+                        locales.append(pack["locale"])
+                tails.update(_parser.normalize(t) for t in fmt.get("tails", ()))
             media.extend(_parser.normalize(m) for m in section.get("media", ()))
-        object.__setattr__(self, "_reaction_leads", leads)
+        leads: dict[str, tuple[str, tuple[str, ...]]] = {}
+        plain: list[str] = []
+        emoji: list[str] = []
+        for group, alternatives, star in (
+            (by_lead, plain, ""),
+            (by_emoji_lead, emoji, "* "),
+        ):
+            for folded, locales in group.items():
+                name = f"r{len(leads)}"
+                leads[name] = (star + folded, _ordered(locales))
+                alternatives.append(f"(?P<{name}>{_lead_regex(folded)})")
+        init = functools.partial(object.__setattr__, self)
+        init("_reaction_leads", leads)
         # The parser tries the reaction patterns only when the first word can
         # start a lead and a quote follows somewhere: two cheap tests.
         quote_re = re.compile(f"[{re.escape(_parser._fold_chars(_QUOTES))}]")
-        first = {lead.split(" ")[0] for lead, _ in leads.values()}
-        object.__setattr__(self, "_reaction_first", dict.fromkeys(first, quote_re))
-        object.__setattr__(self, "_reaction_tails", frozenset(tails))
-        if not alternatives:
-            object.__setattr__(self, "_reaction_re", None)
-            object.__setattr__(self, "_reaction_media_re", None)
-            return
+        first = {lead.removeprefix("* ").split(" ")[0] for lead, _ in leads.values()}
+        init("_reaction_first", dict.fromkeys(first, quote_re))
+        # Leads that may take a medium instead of a quote ("Loved an image").
+        media_first = {
+            lead.split(" ")[0]
+            for lead, _ in leads.values()
+            if not lead.startswith("* ")
+        }
+        init("_reaction_media_first", frozenset(media_first if media else ()))
+        init("_reaction_tails", frozenset(tails))
         quotes = re.escape(_parser._fold_chars(_QUOTES))
-        # Longest leads first, so "a reagi avec" is not read as "a" + quote.
-        order = sorted(alternatives, key=lambda alt: -len(alt))
-        object.__setattr__(
-            self, "_reaction_re", re.compile(f"(?:{'|'.join(order)}) ?[{quotes}]")
-        )
+        for key, lead_key, alternatives in (
+            ("_reaction_re", "_reaction_lead_re", plain),
+            ("_reaction_emoji_re", "_reaction_emoji_lead_re", emoji),
+        ):
+            if not alternatives:
+                init(key, None)
+                init(lead_key, None)
+                continue
+            # Longest leads first, so "a reagi avec" is not read as "a" + quote.
+            either = "|".join(sorted(alternatives, key=lambda alt: -len(alt)))
+            init(key, re.compile(f"(?:{either}) ?[{quotes}]"))
+            init(lead_key, re.compile(f"(?:{either})"))
         media_re = None
-        if media:
-            leads_re = "|".join(sorted(order, key=lambda alt: -len(alt)))
+        if media and plain:
+            leads_re = "|".join(sorted(plain, key=lambda alt: -len(alt)))
             media_alt = "|".join(re.escape(m) for m in media)
             media_re = re.compile(f"(?:{leads_re}) (?:{media_alt})")
-        object.__setattr__(self, "_reaction_media_re", media_re)
+        init("_reaction_media_re", media_re)
 
     def _init_chains(self) -> None:
         chains_en, chains = _chain_tables()
@@ -500,11 +601,14 @@ class KeywordIndex:
         *,
         short: bool,
         ends: bool = True,
+        first: bool = True,
     ) -> tuple[str, MatchRule, str] | None:
-        """A stop phrase among ``words``; ``ends``: they end the message."""
+        """A stop phrase among ``words``; ``ends``: they end the message;
+        ``first``: they begin it (not so for a long text's tail)."""
         n = len(words)
         is_short = short and n <= _parser.SHORT_MESSAGE_WORDS
         company = self._weak_company
+        third_party = self._third_party
         for i, word in enumerate(words):
             phrases = self._stop.get(word)
             if phrases is None:
@@ -524,7 +628,13 @@ class KeywordIndex:
                         continue
                     if i > 0 and tight[i] and words[i - 1] in p.not_before:
                         continue
-                    if i == 0:
+                    if (
+                        p.keyword in third_party
+                        and not self._tp_yes.isdisjoint(words)
+                        and self._about_others(words, tight, i, k)
+                    ):
+                        continue
+                    if i == 0 and first:
                         rule = MatchRule.FIRST_WORD
                     elif starts[i]:
                         rule = MatchRule.SENTENCE_START
@@ -573,11 +683,19 @@ class KeywordIndex:
                     return p.keyword, _attribute(p.locales, chain)
         return None
 
-    def _reaction(self, text: str, s: str, *, quoted: bool) -> tuple[str, str] | None:
-        """The lead of a phone reaction ("Liked “…”"), or ``None``."""
-        if self._reaction_re is None:
-            return None
-        m = self._reaction_re.match(s) if quoted else None
+    def _reaction(
+        self, text: str, s: str, *, quoted: bool
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The lead of a phone reaction ("Liked “…”", "👍 to “…”") and the
+        packs that list it, or ``None``."""
+        m = None
+        if quoted:
+            if self._reaction_re is not None:
+                m = self._reaction_re.match(s)
+            if m is None and self._reaction_emoji_re is not None:
+                m = self._reaction_emoji_re.match(s)
+                if m is not None and not _emoji_start(text):
+                    m = None
         if m is None:
             media = self._reaction_media_re
             if media is not None and len(text) <= _parser.HEAD_CHARS:
@@ -587,11 +705,11 @@ class KeywordIndex:
             return self._reaction_leads[m.lastgroup]
         if m.lastgroup is None:
             return None
-        lead, loc = self._reaction_leads[m.lastgroup]
+        lead, locales = self._reaction_leads[m.lastgroup]
         tail = text[-_parser.TAIL_CHARS :].rstrip()
         if tail.endswith(_ELLIPSES):
             # The phone cut a long quote short and left it open.
-            return lead, loc
+            return lead, locales
         if len(text) <= _parser.HEAD_CHARS:
             needed = 2 + lead.count("'")
             if sum(text.count(q) for q in _QUOTES) < needed:
@@ -602,7 +720,49 @@ class KeywordIndex:
         rest = _parser.normalize(tail[last + 1 :])
         if rest and rest not in self._reaction_tails:
             return None
-        return lead, loc
+        return lead, locales
+
+    def _reaction_lead(
+        self, piece: str, text: str
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The reaction lead that the normalised ``piece`` is, whole: what
+        comes before a quote of our words in ``text``."""
+        m = None
+        if self._reaction_lead_re is not None:
+            m = self._reaction_lead_re.fullmatch(piece)
+        if m is None and self._reaction_emoji_lead_re is not None:
+            m = self._reaction_emoji_lead_re.fullmatch(piece)
+            if m is not None and not _emoji_start(text):
+                m = None
+        if m is None or m.lastgroup is None:
+            return None
+        return self._reaction_leads[m.lastgroup]
+
+    def _pack_of(self, locales: tuple[str, ...], chain: tuple[str, ...]) -> str:
+        """The pack a match is attributed to: the first of the contact's
+        chain that lists it, else the first in :data:`PACK_ORDER`."""
+        return _attribute(locales, chain)
+
+    def _about_others(
+        self, words: list[str], tight: list[bool], i: int, k: int
+    ) -> bool:
+        """Whether the stop phrase ``words[i:i+k]`` stops something else, in
+        a message that says yes: "yes, make *them* stop", "yes, stop *the
+        bill*". A word naming our texts keeps the stop ("stop the texts").
+        (The caller tests the yes first: it is the cheaper test.)"""
+        n = len(words)
+        after = i + k
+        if i > 0 and tight[i] and words[i - 1] in self._tp_subjects:
+            about = after >= n or not tight[after] or words[after] not in self._tp_ours
+        else:
+            about = (
+                after + 1 < n
+                and tight[after]
+                and tight[after + 1]
+                and words[after] in self._tp_determiners
+                and words[after + 1] not in self._tp_things
+            )
+        return about and not self._tp_yes.isdisjoint(words)
 
 
 @functools.cache

@@ -54,6 +54,8 @@ _INPUTS: Mapping[Trigger, frozenset[str]] = {
     Trigger.TEXT: frozenset({"send_text"}),
     Trigger.PAUSE: frozenset({_INBOUND}),
     Trigger.CANCEL: frozenset({_INBOUND, "revoke", PROVIDER_OPT_OUT}),
+    Trigger.EXPIRE: frozenset({"message_expired"}),
+    Trigger.DEAD_LETTER: frozenset({"message_failed"}),
 }
 
 _UNCLEAR = frozenset({Intent.UNRECOGNIZED, Intent.REACTION, Intent.DECLINE})
@@ -185,6 +187,7 @@ class _Checker:
         # cancellation names against its outbox instead of the whole log.
         self.digests = digests
         self.kinds: dict[str, tuple[MessageKind, bool]] = {}
+        self.deadlines: dict[str, datetime] = {}
         self.previous: AuditEvent | None = None
 
     def fail(self, index: int, field: str, problem: str) -> RecordError:
@@ -315,6 +318,8 @@ class _Checker:
             raise self.fail(index, "reason", "a pause records why")
         if trigger is Trigger.CANCEL:
             self._cancel(event, index)
+        elif trigger is Trigger.EXPIRE or trigger is Trigger.DEAD_LETTER:
+            self._give_up(event, index)
         elif event.cancelled:
             raise self.fail(index, "cancelled", f"{trigger.value} cancels nothing")
 
@@ -345,6 +350,27 @@ class _Checker:
                 )
             self.kinds[key] = (found[0], True)
 
+    def _give_up(self, event: AuditEvent, index: int) -> None:
+        """An expired message or a dead letter: one earlier message, still
+        open; an expired one is a stop confirmation past its deadline."""
+        if len(event.cancelled) != 1 or not event.reason:
+            raise self.fail(
+                index, "cancelled", "names the one message given up, and why"
+            )
+        if not self.digests:
+            return
+        (key,) = event.cancelled
+        found = self.kinds.get(key)
+        if found is None or found[1]:
+            raise self.fail(
+                index, "cancelled", f"{show(key)} is no earlier open message"
+            )
+        if event.trigger is Trigger.EXPIRE:
+            deadline = self.deadlines.get(key)
+            if deadline is None or event.input_time <= deadline:
+                raise self.fail(index, "at", "only a message past its deadline expires")
+        self.kinds[key] = (found[0], True)
+
     def _messages(self, event: AuditEvent, index: int) -> None:
         expected = EFFECTS[event.trigger]
         sent = event.sent
@@ -367,6 +393,8 @@ class _Checker:
                     index, f"sent[{position}].key", "empty or used by another message"
                 )
             self.kinds[message.key] = (message.kind, False)
+            if message.deadline is not None:
+                self.deadlines[message.key] = message.deadline
 
 
 @attrs.frozen(kw_only=True, slots=True)

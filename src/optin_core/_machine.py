@@ -114,6 +114,20 @@ class ConsentMachine(StateMachine):
         | stopped.to(stopped, internal=True)
     )
     cancel = stopped.to(stopped, internal=True)
+    expire = (
+        new.to(new, internal=True)
+        | pending.to(pending, internal=True)
+        | opted_in.to(opted_in, internal=True)
+        | disclosed.to(disclosed, internal=True)
+        | stopped.to(stopped, internal=True)
+    )
+    dead_letter = (
+        new.to(new, internal=True)
+        | pending.to(pending, internal=True)
+        | opted_in.to(opted_in, internal=True)
+        | disclosed.to(disclosed, internal=True)
+        | stopped.to(stopped, internal=True)
+    )
 
 
 #: The message each trigger sends, before the policy's confirmation switches.
@@ -134,6 +148,8 @@ EFFECTS: Mapping[Trigger, MessageKind | None] = MappingProxyType(
         Trigger.TEXT: MessageKind.TEXT,
         Trigger.PAUSE: None,
         Trigger.CANCEL: None,
+        Trigger.EXPIRE: None,
+        Trigger.DEAD_LETTER: None,
     }
 )
 
@@ -216,7 +232,7 @@ def fire(
     *,
     at: datetime,
     input: str,
-    messages: Iterable[tuple[MessageKind, str, str]] = (),
+    messages: Iterable[tuple[MessageKind, str, str, datetime | None]] = (),
     actor: str | None = None,
     message_id: str | None = None,
     reply: ParsedReply | None = None,
@@ -228,15 +244,17 @@ def fire(
     policy_version: str = "",
     cancelled: tuple[str, ...] = (),
     log_key: bytes | None = None,
+    namespace: str = "",
 ) -> tuple[Consent, AuditEvent]:
     """Move ``consent`` by ``trigger`` and return the new head and its event.
 
     ``at`` is the input's time; the event is logged at the same time, or at
     the previous event's when the input's is earlier (the log's times never
     decrease; the input's own time is kept as ``input_at``). ``messages``
-    are ``(kind, text, locale)`` triples; each becomes an :class:`Outgoing`
+    are ``(kind, text, locale, deadline)``; each becomes an :class:`Outgoing`
     with a key stable for this version and position. ``locale`` is the
-    contact's locale after the event (``None`` keeps it). ``reply`` is
+    contact's locale after the event (``None`` keeps it); ``namespace``
+    goes into the keys (see :func:`optin_core.decide`). ``reply`` is
     logged bounded (:data:`MAX_REPLY_CHARS`). The event is chained to the
     head's digest, keyed with ``log_key`` when given. Raises ``KeyError``
     when the table has no such transition: a bug in the caller's guards,
@@ -249,9 +267,14 @@ def fire(
     sent = tuple(
         [
             make_outgoing(
-                contact, kind, text, msg_locale, idempotency_key(contact, version, i)
+                contact,
+                kind,
+                text,
+                msg_locale,
+                idempotency_key(contact, version, i, namespace),
+                deadline,
             )
-            for i, (kind, text, msg_locale) in enumerate(messages)
+            for i, (kind, text, msg_locale, deadline) in enumerate(messages)
         ]
     )
     last_at = consent.last_at

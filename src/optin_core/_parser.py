@@ -14,21 +14,21 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
 from optin_core import _keywords
-from optin_core._enums import Intent, MatchRule
+from optin_core._enums import Intent, MatchRule, MessageKind
 from optin_core._errors import RecordError, show
 
-_E = TypeVar("_E", Intent, MatchRule)
+_E = TypeVar("_E", Intent, MatchRule, MessageKind)
 
 if TYPE_CHECKING:
     from optin_core._keywords import KeywordIndex
 
-__all__ = ["ParsedReply", "normalize", "parse_reply"]
+__all__ = ["OwnWords", "ParsedReply", "normalize", "own_words", "parse_reply"]
 
 #: Only this many leading characters are read. Consent must be the whole
 #: message and stop the first word or a short message, so nothing further in
@@ -39,6 +39,12 @@ TAIL_CHARS = 160
 #: A message of at most this many words is "short": a stop word anywhere in
 #: it counts ("please stop", "pls unsubscribe me").
 SHORT_MESSAGE_WORDS = 6
+#: A quote of our own words is at least this many consecutive words of one
+#: message we send, verbatim after normalisation...
+MIN_QUOTE_WORDS = 6
+#: ... and at least this many characters: "will receive no more messages"
+#: typed by a contact is theirs, not a quote.
+MIN_QUOTE_CHARS = 30
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -56,8 +62,15 @@ class ParsedReply:
     such), so the evidence stays bounded and still identifies the text. Both
     are ``None`` when ``text`` is complete.
 
+    ``quoted`` is the kind of our own message the reply quoted at length
+    (a reaction to the opt-in request, a pasted reminder), when the parser
+    was given our texts (``parse_reply(..., ours=...)``): the reply was then
+    classified on what remains once the quote is removed. ``None`` when no
+    quote was found (or looked for).
+
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``full_length`` and ``full_sha256``.
+    .. versionchanged:: 0.3.0 ``quoted``.
     """
 
     intent: Intent
@@ -67,6 +80,7 @@ class ParsedReply:
     text: str
     full_length: int | None = None
     full_sha256: str | None = None
+    quoted: MessageKind | None = None
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-safe dict; :meth:`from_dict` reads it back.
@@ -83,6 +97,10 @@ class ParsedReply:
         if self.full_length is not None:
             d["full_length"] = self.full_length
             d["full_sha256"] = self.full_sha256
+        if self.quoted is not None:
+            # Written only when set: replies without a quote keep the
+            # encoding (and the log digests) they always had.
+            d["quoted"] = self.quoted.value
         return d
 
     @classmethod
@@ -125,6 +143,9 @@ class ParsedReply:
         if full_sha256 is not None and not _is_hex64(full_sha256):
             raise RecordError("full_sha256", "expected 64 lowercase hex digits")
         assert full_sha256 is None or isinstance(full_sha256, str)
+        quoted = d.get("quoted")
+        if quoted is not None:
+            quoted = _member(MessageKind, quoted, "quoted")
         return cls(
             intent=intent,
             keyword=keyword,
@@ -133,6 +154,7 @@ class ParsedReply:
             text=text,
             full_length=full_length,
             full_sha256=full_sha256,
+            quoted=quoted,
         )
 
     def bounded(self, limit: int) -> ParsedReply:
@@ -153,10 +175,20 @@ class ParsedReply:
             text=text[:limit],
             full_length=len(text),
             full_sha256=digest,
+            quoted=self.quoted,
         )
 
 
-_FIELDS = ("intent", "keyword", "rule", "locale", "text", "full_length", "full_sha256")
+_FIELDS = (
+    "intent",
+    "keyword",
+    "rule",
+    "locale",
+    "text",
+    "full_length",
+    "full_sha256",
+    "quoted",
+)
 
 
 def _member(enum_type: type[_E], value: object, name: str) -> _E:
@@ -348,10 +380,16 @@ _set_locale = ParsedReply.__dict__["locale"].__set__
 _set_text = ParsedReply.__dict__["text"].__set__
 _set_full_length = ParsedReply.__dict__["full_length"].__set__
 _set_full_sha256 = ParsedReply.__dict__["full_sha256"].__set__
+_set_quoted = ParsedReply.__dict__["quoted"].__set__
 
 
-def _reply(
-    intent: Intent, keyword: str | None, rule: MatchRule, locale: str | None, text: str
+def _reply(  # noqa: PLR0917 (positional: the hot path's constructor)
+    intent: Intent,
+    keyword: str | None,
+    rule: MatchRule,
+    locale: str | None,
+    text: str,
+    quoted: MessageKind | None = None,
 ) -> ParsedReply:
     reply: ParsedReply = _new(ParsedReply)
     _set_intent(reply, intent)
@@ -361,7 +399,162 @@ def _reply(
     _set_text(reply, text)
     _set_full_length(reply, None)
     _set_full_sha256(reply, None)
+    _set_quoted(reply, quoted)
     return reply
+
+
+# -- our own words, quoted back --------------------------------------------
+
+#: Words per key of the quote index. Every run of MIN_QUOTE_WORDS words holds
+#: a key starting at a multiple of _QUOTE_STEP, so the scan looks up only
+#: every _QUOTE_STEP-th position.
+_GRAM = 3
+_QUOTE_STEP = MIN_QUOTE_WORDS - _GRAM + 1
+
+
+class OwnWords:
+    """The texts we send, indexed so the parser can find them quoted back.
+
+    A reply that quotes one of them at length (a phone reaction to the
+    opt-in request, a pasted reminder, a client that quotes on reply) must
+    be read on the contact's words only: our wording says YES and STOP, and
+    neither is the contact's answer. Build one with :func:`own_words`; a
+    :class:`~optin_core.Policy` holds one for every message it renders, in
+    every locale (``policy.own_words``), built once.
+
+    Immutable; lookups are a few dict probes per reply.
+
+    .. versionadded:: 0.3.0
+    """
+
+    __slots__ = ("_grams", "_kinds", "_texts")
+
+    _grams: dict[str, tuple[tuple[int, int], ...]]
+    _kinds: tuple[MessageKind, ...]
+    _texts: tuple[tuple[str, ...], ...]
+
+    def __init__(self, texts: Iterable[tuple[MessageKind, str]]) -> None:
+        raw: dict[str, MessageKind] = {}
+        for kind, text in texts:
+            if not isinstance(kind, MessageKind):
+                raise TypeError(f"expected a MessageKind, not {type(kind).__name__}")
+            if not isinstance(text, str):
+                raise TypeError(f"expected a str text, not {type(text).__name__}")
+            raw.setdefault(text, kind)
+        found: dict[tuple[str, ...], MessageKind] = {}
+        for text, kind in raw.items():
+            words = tuple(_WORD_RE.findall(_fold(text)))
+            if len(words) >= MIN_QUOTE_WORDS:
+                found.setdefault(words, kind)
+        grams: dict[str, list[tuple[int, int]]] = {}
+        for tid, words in enumerate(found):
+            keys = map(" ".join, zip(*(words[j:] for j in range(_GRAM)), strict=False))
+            for pos, key in enumerate(keys):
+                grams.setdefault(key, []).append((tid, pos))
+        init = object.__setattr__
+        init(self, "_texts", tuple(found))
+        init(self, "_kinds", tuple(found.values()))
+        init(self, "_grams", {k: tuple(v) for k, v in grams.items()})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("OwnWords is immutable")
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __repr__(self) -> str:
+        return f"<OwnWords {len(self._texts)} texts>"
+
+    @property
+    def kinds(self) -> frozenset[MessageKind]:
+        """The kinds of message indexed."""
+        return frozenset(self._kinds)
+
+    def _find(self, s: str) -> tuple[list[tuple[int, int]], MessageKind] | None:
+        """Spans of the normalised ``s`` that quote our texts, and the kind of
+        the longest quote; ``None`` when there is none."""
+        if s.count(" ") < MIN_QUOTE_WORDS - 1:
+            return None
+        matches = list(_WORD_RE.finditer(s))
+        words = [m.group() for m in matches]
+        n = len(words)
+        grams, texts = self._grams, self._texts
+        spans: list[tuple[int, int]] = []
+        kind: MessageKind | None = None
+        longest = 0
+        i = lo = 0
+        while i + _GRAM <= n:
+            hits = grams.get(" ".join(words[i : i + _GRAM]))
+            best: tuple[int, int, int, int, int] | None = None
+            for tid, pos in hits or ():
+                t = texts[tid]
+                a, ta = i, pos
+                while a > lo and ta > 0 and words[a - 1] == t[ta - 1]:
+                    a -= 1
+                    ta -= 1
+                b, tb = i + _GRAM, pos + _GRAM
+                while b < n and tb < len(t) and words[b] == t[tb]:
+                    b += 1
+                    tb += 1
+                if best is None or b - a > best[1] - best[0]:
+                    best = (a, b, tid, ta, tb)
+            if best is None or best[1] - best[0] < MIN_QUOTE_WORDS:
+                i += _QUOTE_STEP
+                continue
+            a, b, tid, ta, tb = best
+            t = texts[tid]
+            # A phone cuts a long quote mid-word ("...and retai…”"), at the
+            # end or, more rarely, at the start ("…ained. Reply YES").
+            if b < n and tb < len(t) and t[tb].startswith(words[b]):
+                gap = s[
+                    matches[b].end() : matches[b + 1].start() if b + 1 < n else None
+                ]
+                if b + 1 == n or "..." in gap:
+                    b += 1
+            if a > lo and ta > 0 and t[ta - 1].endswith(words[a - 1]):
+                gap = s[matches[a - 2].end() if a > 1 else 0 : matches[a - 1].start()]
+                if a == 1 or "..." in gap:
+                    a -= 1
+            start, end = matches[a].start(), matches[b - 1].end()
+            if end - start < MIN_QUOTE_CHARS:
+                i += _QUOTE_STEP
+                continue
+            spans.append((start, end))
+            if b - a > longest:
+                longest, kind = b - a, self._kinds[tid]
+            i = lo = b
+        if kind is None:
+            return None
+        return spans, kind
+
+
+def own_words(
+    texts: OwnWords
+    | Mapping[MessageKind, str | Iterable[str]]
+    | Iterable[tuple[MessageKind, str]],
+) -> OwnWords:
+    """An index of our own texts for ``parse_reply(..., ours=...)``.
+
+    ``texts`` maps each :class:`~optin_core.MessageKind` to its text (or
+    texts), or lists ``(kind, text)`` pairs. Texts shorter than
+    :data:`MIN_QUOTE_WORDS` words are left out: quoting them is not "at
+    length". Build it once and reuse it (a policy does).
+
+    .. versionadded:: 0.3.0
+    """
+    if isinstance(texts, OwnWords):
+        return texts
+    if isinstance(texts, str):
+        raise TypeError("expected {MessageKind: text} or (kind, text) pairs, not a str")
+    if isinstance(texts, Mapping):
+        pairs: list[tuple[MessageKind, str]] = []
+        for kind, value in texts.items():
+            if isinstance(value, str):
+                pairs.append((kind, value))
+            else:
+                pairs.extend((kind, text) for text in value)
+        return OwnWords(pairs)
+    return OwnWords(texts)
 
 
 def parse_reply(
@@ -371,6 +564,10 @@ def parse_reply(
     default_locale: str = "en",
     keywords: KeywordIndex | None = None,
     lenient_consent: bool = False,
+    ours: OwnWords
+    | Mapping[MessageKind, str | Iterable[str]]
+    | Iterable[tuple[MessageKind, str]]
+    | None = None,
 ) -> ParsedReply:
     """Classify a contact's reply.
 
@@ -382,32 +579,46 @@ def parse_reply(
     consent word surrounded only by polite or affirmative words ("Yes
     please", "Oui merci") is consent too, under :attr:`MatchRule.LENIENT`.
 
+    ``ours`` are the texts we send (an :class:`OwnWords`, such as
+    ``policy.own_words``, or anything :func:`own_words` accepts): a reply
+    quoting one of them at length is classified on what remains once the
+    quote is removed, and ``quoted`` records the kind quoted. Our wording is
+    never the contact's YES or STOP.
+
     Never raises for a ``str``; a non-``str`` text or locale is a
     :class:`TypeError`. Only the first 512 and last 160 characters are read.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``ours``.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
+    if ours is not None and ours.__class__ is not OwnWords:
+        ours = own_words(ours)
     index = _keywords.default_keyword_index() if keywords is None else keywords
     chain = index._chain(locale, default_locale)
     table = index._prebuilt.get(chain)
     if table is not None and len(text) <= index._prebuilt_max:
         found = table.get(text)
         if found is not None:
+            # A keyword is too short to hold a quote of ours.
             return found
-    return _parse(text, chain, index, lenient_consent)
+    return _parse(text, chain, index, lenient_consent, ours)
 
 
 def _parse(
-    text: str, chain: tuple[str, ...], index: KeywordIndex, lenient: bool
+    text: str,
+    chain: tuple[str, ...],
+    index: KeywordIndex,
+    lenient: bool,
+    ours: OwnWords | None = None,
 ) -> ParsedReply:
     long = len(text) > HEAD_CHARS
     head = text[:HEAD_CHARS] if long else text
     s = _fold(head)
     if not s:
         if long:
-            return _tail_stop(text, index, chain)
+            return _tail_stop(text, index, chain, ours, None)
         return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
     if not long:
         # A keyword never contains a quote, so no reaction can be exact.
@@ -415,47 +626,146 @@ def _parse(
         if exact is not None:
             intent, keyword, loc = exact
             return _reply(intent, keyword, MatchRule.EXACT, loc, text)
-    quote_re = index._reaction_first.get(s.partition(" ")[0])
+    first = s.partition(" ")[0]
+    quote_re = index._reaction_first.get(first)
+    if quote_re is None and not first.isalnum():
+        # "elimino!! de": an emoji folded to punctuation, glued to the word.
+        first = first.rstrip(_ASCII_NOT_ALNUM)
+        quote_re = index._reaction_first.get(first)
     if quote_re is not None:
-        reaction = index._reaction(text, s, quoted=quote_re.search(s) is not None)
-        if reaction is not None:
-            keyword, loc = reaction
-            return _reply(Intent.REACTION, keyword, MatchRule.REACTION, loc, text)
+        quoted = quote_re.search(s) is not None
+        # Without a quote, only "Loved an image" can be a reaction.
+        if quoted or first in index._reaction_media_first:
+            reaction = index._reaction(text, s, quoted=quoted)
+            if reaction is not None:
+                keyword, locs = reaction
+                found = None if ours is None else ours._find(s)
+                return _reply(
+                    Intent.REACTION,
+                    keyword,
+                    MatchRule.REACTION,
+                    index._pack_of(locs, chain),
+                    text,
+                    None if found is None else found[1],
+                )
+    kind = None
+    if ours is not None:
+        found = ours._find(s)
+        if found is not None:
+            unquoted = _unquoted(text, s, found, chain, index, long, ours)
+            if isinstance(unquoted, ParsedReply):
+                return unquoted
+            s, kind = unquoted
+    # The word rules: stop, then help and decline, then lenient consent.
     if index._screen.isdisjoint(ALNUM_RUN_RE.findall(s)):
         # No keyword's first word anywhere in the head.
         if long:
-            return _tail_stop(text, index, chain)
-        return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
+            return _tail_stop(text, index, chain, ours, kind)
+        return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, kind)
     words, tight, starts = _words(s)
     if not words:
-        return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
+        return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, kind)
     stop = index._find_stop(words, tight, starts, chain, short=not long, ends=not long)
     if stop is not None:
         keyword, rule, loc = stop
-        return _reply(Intent.STOP, keyword, rule, loc, text)
+        return _reply(Intent.STOP, keyword, rule, loc, text, kind)
     if long:
-        return _tail_stop(text, index, chain)
+        return _tail_stop(text, index, chain, ours, kind)
     polite = index._find_polite(words, chain)
     if polite is not None:
         intent, keyword, rule, loc = polite
-        return _reply(intent, keyword, rule, loc, text)
+        return _reply(intent, keyword, rule, loc, text, kind)
     if lenient:
         consent = index._find_lenient(words, s, chain)
         if consent is not None:
             keyword, loc = consent
-            return _reply(Intent.CONSENT, keyword, MatchRule.LENIENT, loc, text)
-    return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
+            return _reply(Intent.CONSENT, keyword, MatchRule.LENIENT, loc, text, kind)
+    return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, kind)
 
 
-def _tail_stop(text: str, index: KeywordIndex, chain: tuple[str, ...]) -> ParsedReply:
+def _unquoted(  # noqa: PLR0917 (the parse state, passed along)
+    text: str,
+    s: str,
+    found: tuple[list[tuple[int, int]], MessageKind],
+    chain: tuple[str, ...],
+    index: KeywordIndex,
+    long: bool,
+    ours: OwnWords,
+) -> ParsedReply | tuple[str, MessageKind]:
+    """``s`` once our quoted words are removed, for the word rules to read,
+    with the kind quoted; or the reply when that settles it."""
+    spans, kind = found
+    raw = []
+    prev = 0
+    for start, end in spans:
+        raw.append(s[prev:start])
+        prev = end
+    raw.append(s[prev:])
+    pieces = [_fold(piece) for piece in raw]
+    # Inner punctuation stays ("yes please?" is not lenient consent).
+    rest = [piece for piece, folded in zip(raw, pieces, strict=True) if folded]
+    if not rest:
+        # Only our words (and emoji, punctuation): nothing of the contact's.
+        if long:
+            return _tail_stop(text, index, chain, ours, kind)
+        return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, kind)
+    # A reaction whose quote is ours, whatever its closing marks: a lead
+    # before the quote, at most a listed tail word after it.
+    lead = index._reaction_lead(pieces[0], text)
+    if (
+        lead is not None
+        and not any(pieces[1:-1])
+        and (not pieces[-1] or pieces[-1] in index._reaction_tails)
+    ):
+        if long:
+            # A closing "... STOP" after a megabyte still counts.
+            tail = _tail_stop(text, index, chain, ours, kind)
+            if tail.intent is Intent.STOP:
+                return tail
+        keyword, locs = lead
+        loc = index._pack_of(locs, chain)
+        return _reply(Intent.REACTION, keyword, MatchRule.REACTION, loc, text, kind)
+    # A quote is a sentence of its own: what follows it starts a sentence.
+    r = _fold(". ".join(rest))
+    if not long:
+        exact = index._exact[chain].get(r)
+        if exact is not None:
+            intent, keyword, loc = exact
+            return _reply(intent, keyword, MatchRule.EXACT, loc, text, kind)
+    return r, kind
+
+
+def _tail_stop(
+    text: str,
+    index: KeywordIndex,
+    chain: tuple[str, ...],
+    ours: OwnWords | None,
+    quoted: MessageKind | None,
+) -> ParsedReply:
     """A long text may end with a stop: "... Stop texting me." or "..., stop"."""
     s = _fold(text[-TAIL_CHARS:])
+    cut = True
+    if ours is not None:
+        found = ours._find(s)
+        if found is not None:
+            spans, kind = found
+            if quoted is None:
+                quoted = kind
+            # After a quote that opens the tail, a sentence starts.
+            cut = bool(_fold(s[: spans[0][0]]))
+            pieces = []
+            prev = 0
+            for start, end in spans:
+                pieces.append(s[prev:start])
+                prev = end
+            pieces.append(s[prev:])
+            s = _fold(". ".join(pieces))
     words, tight, starts = _words(s)
     if words:
         # The first word of the tail may be cut in half: never a sentence start.
-        starts[0] = False
-        stop = index._find_stop(words, tight, starts, chain, short=False)
+        starts[0] = not cut
+        stop = index._find_stop(words, tight, starts, chain, short=False, first=False)
         if stop is not None:
             keyword, rule, loc = stop
-            return _reply(Intent.STOP, keyword, rule, loc, text)
-    return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
+            return _reply(Intent.STOP, keyword, rule, loc, text, quoted)
+    return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, quoted)

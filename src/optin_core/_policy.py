@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -30,7 +30,8 @@ from ._keywords import (
     lint_keywords,
 )
 from ._locale import available_locales, require_locale
-from ._parser import ParsedReply
+from ._parser import OwnWords, ParsedReply, own_words
+from ._quiet import zone
 
 __all__ = ["Mode", "Policy"]
 
@@ -120,6 +121,41 @@ def _freeze_templates(
     return MappingProxyType(frozen)
 
 
+def _quiet_hours(value: Any) -> tuple[time, time] | None:
+    """``(start, end)`` as ``datetime.time`` or ``"HH:MM"``; start != end."""
+    if value is None:
+        return None
+    try:
+        start, end = value
+    except (TypeError, ValueError):
+        raise PolicyError(
+            "quiet_hours", "expected (start, end), e.g. ('21:00', '08:00')"
+        ) from None
+    hours = []
+    for name, given in (("start", start), ("end", end)):
+        part = given
+        if isinstance(given, str):
+            try:
+                part = time.fromisoformat(given)
+            except ValueError:
+                raise PolicyError(
+                    "quiet_hours", f"{name} {given!r} is not a time like '21:00'"
+                ) from None
+        if not isinstance(part, time) or part.tzinfo is not None:
+            raise PolicyError(
+                "quiet_hours",
+                f"{name} must be a wall-clock time without a zone, got {part!r}",
+            )
+        hours.append(part)
+    if hours[0] == hours[1]:
+        raise PolicyError(
+            "quiet_hours",
+            "start and end are the same time: an empty or a "
+            "24-hour night; use None for no quiet hours",
+        )
+    return hours[0], hours[1]
+
+
 def _methods(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         raise PolicyError(
@@ -150,13 +186,27 @@ class Policy:
     handling): they are still recorded, but no stop or restart confirmation
     and no HELP answer of ours is sent, so the contact never gets two.
 
+    ``stop_confirmation_window`` (5 minutes by default; ``None``: no
+    deadline): a stop confirmation not handed to the provider within it is
+    logged as expired and never sent. The FCC presumes one confirmation text
+    lawful within five minutes of the opt-out (47 CFR 64.1200(a)(12)); a
+    late one only confuses.
+
+    ``quiet_hours`` (off by default), e.g. ``("21:00", "08:00")``: the
+    agent's own messages (texts, opt-in requests) wait for the end of the
+    contact's night, in the contact's zone (the input's ``time_zone``, else
+    ``time_zone``, the policy's default, UTC unless set): ``SendBlocked``
+    with reason ``"quiet_hours"`` and ``next_allowed_at``. Answers to the
+    contact (confirmations, HELP, reminders) are never held back.
+
     ``log_key``, when set, keys the consent log's hash chain (HMAC-SHA-256):
     rewriting a contact's log then needs the key. Keep it outside the
     database that holds the logs, and pass the same key to
     :func:`~optin_core.verify`. It is never shown in the policy's ``repr``.
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0 ``log_key``, ``provider_answers_keywords``.
+    .. versionchanged:: 0.2.0 ``log_key``, ``provider_answers_keywords``,
+       ``stop_confirmation_window``, ``quiet_hours``, ``time_zone``.
     """
 
     org_name: str
@@ -176,6 +226,11 @@ class Policy:
     decline_stops: bool = True
     lenient_consent: bool = False
     provider_answers_keywords: bool = False
+    stop_confirmation_window: timedelta | None = timedelta(minutes=5)
+    quiet_hours: tuple[time, time] | None = attrs.field(
+        default=None, converter=_quiet_hours
+    )
+    time_zone: str = "UTC"
     attestation_methods: frozenset[str] = attrs.field(
         default=frozenset(), converter=_methods
     )
@@ -197,6 +252,10 @@ class Policy:
     _rendered: Mapping[tuple[MessageKind, str | None], tuple[str, str]] = attrs.field(
         init=False, eq=False, hash=False, repr=False
     )
+    #: Every automatic message this policy sends, in every locale, indexed
+    #: for the parser: a reply quoting one at length is read without it
+    #: (``parse_reply(..., ours=policy.own_words)``; ``decide`` does).
+    own_words: OwnWords = attrs.field(init=False, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._validate()
@@ -206,6 +265,13 @@ class Policy:
             else default_keyword_index()
         )
         object.__setattr__(self, "keywords", index)
+        # Built once per policy. A subclass's ``message`` hook decides what
+        # is sent, so its texts are the ones a contact can quote back.
+        if type(self).message is Policy.message:
+            texts = [(kind, text) for (kind, _), (text, _) in self._rendered.items()]
+        else:
+            texts = [(kind, self.message(kind, loc)[0]) for kind, loc in self._rendered]
+        object.__setattr__(self, "own_words", own_words(texts))
 
     def _validate(self) -> None:
         for name in ("org_name", "policy_id", "policy_version"):
@@ -246,6 +312,18 @@ class Policy:
                 "log_key",
                 "must be None or a secret of at least 16 bytes (32 random bytes, "
                 "e.g. secrets.token_bytes(32), kept outside the database)",
+            )
+        try:
+            zone(self.time_zone)
+        except ValueError as e:
+            raise PolicyError("time_zone", str(e)) from None
+        window = self.stop_confirmation_window
+        if window is not None and (
+            not isinstance(window, timedelta) or window <= timedelta(0)
+        ):
+            raise PolicyError(
+                "stop_confirmation_window",
+                f"must be None or a positive timedelta, got {window!r}",
             )
         for name in ("resend_after", "loop_window"):
             value = getattr(self, name)

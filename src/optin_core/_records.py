@@ -18,6 +18,7 @@ import attrs
 from ._enums import ConsentState, MessageKind, Outcome, Trigger
 from ._errors import InvalidInput, RecordError, show
 from ._parser import ParsedReply
+from ._quiet import zone
 
 __all__ = [
     "MAX_CONTACT_LENGTH",
@@ -30,6 +31,8 @@ __all__ = [
     "Decision",
     "Inbound",
     "Input",
+    "MessageExpired",
+    "MessageFailed",
     "Outgoing",
     "ProviderOptOut",
     "RequestOptIn",
@@ -94,11 +97,26 @@ def _message_id(
     instance: object, attribute: attrs.Attribute[Any], value: object
 ) -> None:
     _nonempty(instance, attribute, value)
+    if not _utf8(str(value)):
+        raise InvalidInput(
+            f"{type(instance).__name__}.{attribute.name} holds lone surrogates; "
+            "provider message ids are plain text"
+        )
     if len(str(value)) > MAX_MESSAGE_ID_LENGTH:
         raise InvalidInput(
             f"{type(instance).__name__}.{attribute.name} is {len(str(value))} "
             f"characters; provider message ids have at most {MAX_MESSAGE_ID_LENGTH}"
         )
+
+
+def _opt_zone(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    _text(instance, attribute, value)
+    try:
+        zone(str(value))
+    except ValueError as e:
+        raise InvalidInput(f"{type(instance).__name__}.{attribute.name}: {e}") from None
 
 
 def _opt_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -116,9 +134,11 @@ class RequestOptIn:
 
     ``greeting`` is the agent's optional personal line shown above the locked
     wording ("I'm Martha from Hearsay"). ``locale`` sets the contact's language
-    when given.
+    when given; ``time_zone`` is the contact's zone for the quiet hours, as
+    for :class:`SendText`.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``time_zone``.
     """
 
     kind: ClassVar[str] = "request_opt_in"
@@ -126,6 +146,7 @@ class RequestOptIn:
     greeting: str | None = attrs.field(default=None, validator=_opt_text)
     by: str | None = attrs.field(default=None, validator=_opt_text)
     locale: str | None = attrs.field(default=None, validator=_opt_text)
+    time_zone: str | None = attrs.field(default=None, validator=_opt_zone)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -145,13 +166,18 @@ class Inbound:
 class SendText:
     """The agent wants to send ``body``, in its own words.
 
+    ``time_zone`` is the contact's IANA zone as the host knows it, for the
+    policy's quiet hours (the policy's ``time_zone`` when ``None``).
+
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``time_zone``.
     """
 
     kind: ClassVar[str] = "send_text"
     body: str = attrs.field(validator=_nonempty)
     at: datetime = attrs.field(validator=_aware)
     by: str | None = attrs.field(default=None, validator=_opt_text)
+    time_zone: str | None = attrs.field(default=None, validator=_opt_zone)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -205,9 +231,57 @@ class ProviderOptOut:
     key: str | None = attrs.field(default=None, validator=_opt_text)
 
 
-Input: TypeAlias = RequestOptIn | Inbound | SendText | Attest | Revoke | ProviderOptOut
+@attrs.frozen(kw_only=True, slots=True)
+class MessageExpired:
+    """A queued message passed its ``deadline`` before it could be handed to
+    the provider (a stop confirmation held back by an outage): it is logged
+    as expired and never sent.
+
+    .. versionadded:: 0.2.0
+    """
+
+    kind: ClassVar[str] = "message_expired"
+    at: datetime = attrs.field(validator=_aware)
+    key: str = attrs.field(validator=_nonempty)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MessageFailed:
+    """A queued message failed ``attempts`` times and is given up on (the
+    dead letter): logged with the last ``error``, never retried.
+
+    .. versionadded:: 0.2.0
+    """
+
+    kind: ClassVar[str] = "message_failed"
+    at: datetime = attrs.field(validator=_aware)
+    key: str = attrs.field(validator=_nonempty)
+    attempts: int = attrs.field(validator=attrs.validators.instance_of(int))
+    error: str = attrs.field(validator=_text)
+
+
+Input: TypeAlias = (
+    RequestOptIn
+    | Inbound
+    | SendText
+    | Attest
+    | Revoke
+    | ProviderOptOut
+    | MessageExpired
+    | MessageFailed
+)
 INPUT_KINDS = {
-    c.kind: c for c in (RequestOptIn, Inbound, SendText, Attest, Revoke, ProviderOptOut)
+    c.kind: c
+    for c in (
+        RequestOptIn,
+        Inbound,
+        SendText,
+        Attest,
+        Revoke,
+        ProviderOptOut,
+        MessageExpired,
+        MessageFailed,
+    )
 }
 
 
@@ -215,14 +289,20 @@ INPUT_KINDS = {
 # Outputs
 
 
-def idempotency_key(contact: str, version: int, position: int) -> str:
+def idempotency_key(
+    contact: str, version: int, position: int, namespace: str = ""
+) -> str:
     """The stable key of the ``position``-th message decided at ``version``.
 
     Hashed so that it fits provider idempotency headers whatever the contact
-    id looks like, and carries no phone number in clear.
+    id looks like, and carries no phone number in clear. ``namespace`` (a
+    store's and tenant's) makes keys unique across stores and tenants texting
+    the same number; ``""`` gives the keys of 0.1.0.
     """
-    raw = f"{contact}\x1f{version}\x1f{position}".encode("utf-8", "surrogatepass")
-    return hashlib.sha256(raw).hexdigest()[:32]
+    text = f"{contact}\x1f{version}\x1f{position}"
+    if namespace:
+        text = f"{namespace}\x1e{text}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -231,9 +311,13 @@ class Outgoing:
 
     ``key`` is stable for this message whatever happens later: pass it to the
     provider's idempotency header, or dedupe on it, so that a retry after a
-    crash never reaches the contact twice.
+    crash never reaches the contact twice. ``deadline``, when set, is the
+    moment after which the message must not go out at all (a stop
+    confirmation: ``Policy.stop_confirmation_window``); the service then
+    logs it as expired instead.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``deadline``.
     """
 
     contact: str
@@ -241,15 +325,19 @@ class Outgoing:
     text: str
     locale: str
     key: str
+    deadline: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "contact": self.contact,
             "kind": self.kind.value,
             "text": self.text,
             "locale": self.locale,
             "key": self.key,
         }
+        if self.deadline is not None:
+            d["deadline"] = self.deadline.isoformat()
+        return d
 
     @classmethod
     def from_dict(cls, data: object, *, field: str = "outgoing") -> Outgoing:
@@ -260,6 +348,7 @@ class Outgoing:
             text=_str(d, "text", field),
             locale=_str(d, "locale", field),
             key=_str(d, "key", field),
+            deadline=_opt_dt(d, "deadline", field),
         )
 
 
@@ -664,8 +753,13 @@ def make_decision(
     return decision
 
 
-def make_outgoing(
-    contact: str, kind: MessageKind, text: str, locale: str, key: str
+def make_outgoing(  # noqa: PLR0917 - one argument per field, in order
+    contact: str,
+    kind: MessageKind,
+    text: str,
+    locale: str,
+    key: str,
+    deadline: datetime | None = None,
 ) -> Outgoing:
     """``Outgoing(...)`` with the fields in declaration order, unchecked."""
     message: Outgoing = _new(Outgoing)
@@ -675,6 +769,7 @@ def make_outgoing(
     s[2](message, text)
     s[3](message, locale)
     s[4](message, key)
+    s[5](message, deadline)
     return message
 
 

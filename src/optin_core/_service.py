@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -38,7 +38,9 @@ from ._errors import (
     StaleVersion,
 )
 from ._log import ConsentLog, verify
+from ._phone import canonical_contact, zone_of_number
 from ._policy import Policy
+from ._quiet import zone
 from ._records import (
     Attest,
     AuditEvent,
@@ -46,6 +48,8 @@ from ._records import (
     Decision,
     Inbound,
     Input,
+    MessageExpired,
+    MessageFailed,
     Outgoing,
     ProviderOptOut,
     RequestOptIn,
@@ -54,7 +58,9 @@ from ._records import (
     check_contact,
     make_decision,
 )
+from .providers import opt_out_error
 from .stores import AsyncStore, Lease, Store
+from .stores._base import DELIVERY_STATUSES, MessageRecord
 
 __all__ = [
     "AsyncConsentService",
@@ -117,6 +123,17 @@ def _is_async(function: object) -> bool:
     )
 
 
+def _default_dead_letter(message: Outgoing, error: Exception) -> None:
+    _log.error(
+        "gave up on %s message %s after repeated failures (%s: %s); it is "
+        "logged as a dead letter and will not be retried",
+        message.kind.value,
+        message.key,
+        type(error).__name__,
+        error,
+    )
+
+
 def _default_send_error(message: Outgoing, error: Exception) -> None:
     _log.warning(
         "send failed for %s message %s (%s: %s); it stays pending and "
@@ -137,16 +154,32 @@ class _Shell:
         self,
         policy: Policy,
         store: Store | AsyncStore,
-        send: Callable[[Outgoing], Awaitable[None] | None],
+        send: Callable[[Outgoing], Any],
         *,
         clock: Callable[[], datetime] | None = None,
         max_retries: int = 8,
         lease: timedelta = timedelta(minutes=2),
         on_send_error: SendErrorHandler | None = None,
+        namespace: str | None = None,
+        max_send_attempts: int = 8,
+        retry_backoff: timedelta = timedelta(seconds=30),
+        on_dead_letter: SendErrorHandler | None = None,
+        contact_key: Callable[[str], str] | None = canonical_contact,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
-        for name in ("get", "log", "put", "pending", "claim", "release", "mark_sent"):
+        for name in (
+            "get",
+            "log",
+            "put",
+            "pending",
+            "claim",
+            "release",
+            "mark_sent",
+            "namespace",
+            "due",
+            "delivery",
+        ):
             if not callable(getattr(store, name, None)):
                 raise TypeError(
                     f"store has no {name}() method; see optin_core.Store for the "
@@ -171,6 +204,32 @@ class _Shell:
             raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
         if on_send_error is not None and not callable(on_send_error):
             raise TypeError("on_send_error must be callable(message, error)")
+        if contact_key is not None and not callable(contact_key):
+            raise TypeError("contact_key must be None or callable(contact) -> str")
+        if on_dead_letter is not None and not callable(on_dead_letter):
+            raise TypeError("on_dead_letter must be callable(message, error)")
+        if (
+            not isinstance(max_send_attempts, int)
+            or isinstance(max_send_attempts, bool)
+            or max_send_attempts < 1
+        ):
+            raise ValueError(
+                f"max_send_attempts must be an int >= 1, got {max_send_attempts!r}"
+            )
+        if not isinstance(retry_backoff, timedelta) or retry_backoff < timedelta(0):
+            raise ValueError(
+                f"retry_backoff must be a timedelta >= 0, got {retry_backoff!r}"
+            )
+        if namespace is not None and (
+            not isinstance(namespace, str)
+            or not namespace.strip()
+            or not namespace.isprintable()
+            or len(namespace) > 128
+        ):
+            raise ValueError(
+                "namespace must be None or a printable str of 1 to 128 "
+                f"characters (a tenant id), got {namespace!r:.40}"
+            )
         self._async_store = inspect.iscoroutinefunction(store.get)
         if self._async_store and not self._takes_async_store:
             raise TypeError(
@@ -186,6 +245,16 @@ class _Shell:
         self._on_send_error = (
             _default_send_error if on_send_error is None else on_send_error
         )
+        self.namespace = namespace
+        self.contact_key = contact_key
+        self.max_send_attempts = max_send_attempts
+        self.retry_backoff = retry_backoff
+        self._on_dead_letter = (
+            _default_dead_letter if on_dead_letter is None else on_dead_letter
+        )
+        # The keys' namespace: the store's id, then this service's tenant;
+        # read from the store on the first operation.
+        self._keys: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -209,9 +278,28 @@ class _Shell:
     def _at(self, at: datetime | None) -> datetime:
         return self._now() if at is None else at
 
-    @staticmethod
-    def _contact(contact: str) -> str:
-        return check_contact(contact)  # TypeError / InvalidInput for a bad id
+    def _contact(self, contact: str) -> str:
+        """The canonical id of ``contact``: ``contact_key``'s, then checked
+        (``TypeError`` / :class:`InvalidInput`), before anything is read."""
+        if not isinstance(contact, str):
+            raise TypeError(f"contact must be str, got {type(contact).__name__}")
+        if self.contact_key is not None:
+            try:
+                keyed = self.contact_key(contact)
+            except (InvalidInput, TypeError):
+                raise
+            except Exception as error:
+                raise InvalidInput(
+                    f"contact_key refused {contact!r:.40}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if not isinstance(keyed, str):
+                raise TypeError(
+                    f"contact_key must return a str, got {type(keyed).__name__} "
+                    f"for {contact!r:.40}"
+                )
+            contact = keyed
+        return check_contact(contact)
 
     # -- operations: each returns the steps for a driver to run --
 
@@ -222,10 +310,26 @@ class _Shell:
         greeting: str | None,
         by: str | None,
         at: datetime | None,
+        *,
+        time_zone: str | None = None,
     ) -> _Steps[Decision]:
         contact = self._contact(contact)
-        request = RequestOptIn(at=self._at(at), greeting=greeting, by=by, locale=locale)
+        request = RequestOptIn(
+            at=self._at(at),
+            greeting=greeting,
+            by=by,
+            locale=locale,
+            time_zone=self._zone(contact, time_zone),
+        )
         return self._apply(contact, request)
+
+    def _zone(self, contact: str, time_zone: str | None) -> str | None:
+        """The contact's zone for quiet hours: the host's, else the one its
+        number has (phonenumbers, when a number has exactly one), else
+        ``None`` (the policy's default)."""
+        if time_zone is not None or self.policy.quiet_hours is None:
+            return time_zone
+        return zone_of_number(contact)
 
     def _receive(
         self, contact: str, text: str, message_id: str, at: datetime | None
@@ -236,10 +340,18 @@ class _Shell:
         )
 
     def _send_text(
-        self, contact: str, body: str, by: str | None, at: datetime | None
+        self,
+        contact: str,
+        body: str,
+        by: str | None,
+        at: datetime | None,
+        time_zone: str | None = None,
     ) -> _Steps[Decision]:
         contact = self._contact(contact)
-        return self._apply(contact, SendText(body=body, at=self._at(at), by=by))
+        text = SendText(
+            body=body, at=self._at(at), by=by, time_zone=self._zone(contact, time_zone)
+        )
+        return self._apply(contact, text)
 
     def _attest(
         self, contact: str, method: str, evidence: str, by: str, at: datetime | None
@@ -254,20 +366,28 @@ class _Shell:
         contact = self._contact(contact)
         return self._apply(contact, Revoke(at=self._at(at), by=by, reason=reason))
 
-    def _can_send(self, contact: str, at: datetime | None) -> _Steps[bool]:
+    def _can_send(
+        self, contact: str, at: datetime | None, time_zone: str | None = None
+    ) -> _Steps[bool]:
         contact = self._contact(contact)
         if at is not None:
-            # Checked like an input's ``at``; the answer does not depend on
-            # time today (the argument keeps the signature stable).
+            # Checked like an input's ``at``.
             if not isinstance(at, datetime):
                 raise TypeError(f"at must be a datetime, got {type(at).__name__}")
             if at.tzinfo is None or at.utcoffset() is None:
                 raise InvalidInput("at is a naive datetime; pass an aware one")
-        return self._allowed(contact)
+        if time_zone is not None:
+            try:
+                zone(time_zone)
+            except ValueError as e:
+                raise InvalidInput(f"time_zone: {e}") from None
+        return self._allowed(contact, self._at(at), self._zone(contact, time_zone))
 
-    def _allowed(self, contact: str) -> _Steps[bool]:
+    def _allowed(
+        self, contact: str, at: datetime, time_zone: str | None
+    ) -> _Steps[bool]:
         consent = yield from self._load(contact)
-        return may_text(consent, self.policy)
+        return may_text(consent, self.policy, at=at, time_zone=time_zone)
 
     def _get(self, contact: str) -> _Steps[Consent]:
         return self._load(self._contact(contact))
@@ -326,11 +446,25 @@ class _Shell:
         now = self._now()
         return Lease(now + self.lease, now)
 
+    def _key_namespace(self) -> _Steps[str]:
+        if self._keys is None:
+            store_id = yield _StoreCall("namespace")
+            if not isinstance(store_id, str) or not store_id:
+                raise TypeError(
+                    "store.namespace() must return a non-empty str, got "
+                    f"{type(store_id).__name__}"
+                )
+            self._keys = (
+                store_id if self.namespace is None else f"{store_id}/{self.namespace}"
+            )
+        return self._keys
+
     def _apply(self, contact: str, input: Input) -> _Steps[Decision]:
         conflict: StaleVersion | None = None
+        keys = yield from self._key_namespace()
         for _ in range(self.max_retries):
             loaded = yield from self._load(contact)
-            decision = decide(loaded, input, self.policy)
+            decision = decide(loaded, input, self.policy, namespace=keys)
             if not decision.changed:
                 return decision
             if cancelled_by_stop(decision):
@@ -358,26 +492,30 @@ class _Shell:
         assert conflict is not None
         raise conflict
 
-    def _drain(
-        self, contact: str, claimed: Outgoing | None = None, *, look: bool = False
-    ) -> _Steps[int]:
-        """Deliver ``contact``'s pending messages in order; the number sent.
+    def _drain(self, contact: str, claimed: Outgoing | None = None) -> _Steps[int]:
+        """Deliver ``contact``'s messages in order, from ``claimed`` (leased
+        to this caller by ``put``, ``claim`` or ``mark_sent``, which claims
+        the next one in its write); the number sent.
 
-        ``claimed`` is a message the store already leased to this caller (by
-        ``put`` or ``mark_sent``, which claims the next one in its write);
-        ``look`` (``flush``) first claims the head of the contact's queue.
-        Stops at the first failed send (the later messages wait behind it),
-        and when the head of the queue is being sent by someone else (who
-        drains the rest when done).
+        A message past its deadline is logged as expired, not sent. Stops at
+        the first failed send: the message waits for its retry (backoff)
+        and the later ones behind it (but a stop confirmation); after
+        ``max_send_attempts`` it is given up and logged (the dead letter).
+        Stops too when the head of the queue is being sent by someone else,
+        who drains the rest when done.
         """
-        if claimed is None and look:
-            claimed = yield from self._claim_head(contact)
         sent = 0
         while claimed is not None:
+            now = self._now()
+            if claimed.deadline is not None and now > claimed.deadline:
+                yield from self._give_up(
+                    contact, MessageExpired(at=now, key=claimed.key), claimed
+                )
+                return sent
             try:
-                yield _SendCall(claimed)
+                provider_id = yield _SendCall(claimed)
             except RecipientOptedOut as opted_out:
-                yield _StoreCall("release", (claimed.key,))
+                yield _StoreCall("release", (claimed.key,), {"error": str(opted_out)})
                 # The provider's word is a stop: logged, and every queued
                 # message (this one too) withdrawn in the same write.
                 yield from self._apply(
@@ -391,34 +529,114 @@ class _Shell:
                 )
                 return sent
             except Exception as error:
-                yield _StoreCall("release", (claimed.key,))
-                self._on_send_error(claimed, error)
+                yield from self._failed(contact, claimed, error)
                 return sent
             sent += 1
             claimed = yield _StoreCall(
-                "mark_sent", (claimed.key,), {"lease": self._lease()}
+                "mark_sent",
+                (claimed.key,),
+                {
+                    "lease": self._lease(),
+                    "provider_id": provider_id
+                    if isinstance(provider_id, str)
+                    else None,
+                    "at": self._now(),
+                },
             )
         return sent
 
-    def _claim_head(self, contact: str) -> _Steps[Outgoing | None]:
-        """Lease the oldest pending message of ``contact``, if no one holds it."""
-        messages: list[Outgoing] = yield _StoreCall(
-            "pending", (), {"contact": contact, "limit": 1}
+    def _failed(
+        self, contact: str, message: Outgoing, error: Exception
+    ) -> _Steps[None]:
+        """A failed send: back off, or give up after ``max_send_attempts``."""
+        text = f"{type(error).__name__}: {error}"
+        attempts: int = yield _StoreCall(
+            "release",
+            (message.key,),
+            {"error": text[:500], "now": self._now(), "backoff": self.retry_backoff},
         )
-        if not messages:
-            return None
-        lease = self._lease()
-        claimed = yield _StoreCall(
-            "claim", (messages[0].key,), {"until": lease.until, "now": lease.now}
-        )
-        return messages[0] if claimed else None
+        if attempts >= self.max_send_attempts:
+            failed = MessageFailed(
+                at=self._now(), key=message.key, attempts=attempts, error=text[:500]
+            )
+            if (yield from self._give_up(contact, failed, message)):
+                self._on_dead_letter(message, error)
+                return
+        self._on_send_error(message, error)
+
+    def _give_up(
+        self, contact: str, input: MessageExpired | MessageFailed, message: Outgoing
+    ) -> _Steps[bool]:
+        """Log that ``message`` will never go; False when it went meanwhile
+        (sent by another worker) and there is nothing to give up."""
+        try:
+            yield from self._apply(contact, input)
+        except (StaleVersion, RecordError) as error:
+            _log.info("message %s not given up: %s", message.key, error)
+            return False
+        return True
 
     def _flush_steps(self, limit: int | None) -> _Steps[int]:
-        messages: list[Outgoing] = yield _StoreCall("pending", (), {"limit": limit})
+        now = self._now()
+        due: list[Outgoing] = yield _StoreCall("due", (), {"now": now, "limit": limit})
         sent = 0
-        for contact in dict.fromkeys(m.contact for m in messages):
-            sent += yield from self._drain(contact, look=True)
+        for message in due:
+            lease = self._lease()
+            claimed = yield _StoreCall(
+                "claim", (message.key,), {"until": lease.until, "now": lease.now}
+            )
+            if claimed:
+                sent += yield from self._drain(message.contact, message)
         return sent
+
+    def _dead_letters(self, limit: int | None) -> _Steps[list[MessageRecord]]:
+        records: list[MessageRecord] = yield _StoreCall(
+            "dead_letters", (), {"limit": limit}
+        )
+        return records
+
+    def _delivery_status(
+        self,
+        key_or_provider_id: str,
+        status: str,
+        at: datetime | None,
+        error_code: str | None,
+        provider: str | None,
+    ) -> _Steps[Outgoing | None]:
+        if not isinstance(key_or_provider_id, str) or not key_or_provider_id:
+            raise ValueError("key_or_provider_id must be a non-empty str")
+        if status not in DELIVERY_STATUSES:
+            raise ValueError(
+                f"status must be one of {sorted(DELIVERY_STATUSES)}, got {status!r}"
+            )
+        when = self._at(at)
+        code = None if error_code is None else str(error_code)
+        message: Outgoing | None = yield _StoreCall(
+            "delivery",
+            (key_or_provider_id, status),
+            {"at": when, "error_code": code},
+        )
+        if message is None:
+            _log.warning(
+                "delivery status %r for an unknown message %r ignored",
+                status,
+                key_or_provider_id,
+            )
+            return None
+        refusal = (
+            None if provider is None or code is None else opt_out_error(provider, code)
+        )
+        if refusal is not None:
+            yield from self._apply(
+                message.contact,
+                ProviderOptOut(
+                    at=when,
+                    provider=refusal.provider,
+                    code=refusal.code,
+                    key=message.key,
+                ),
+            )
+        return message
 
 
 class ConsentService(_Shell):
@@ -473,14 +691,18 @@ class ConsentService(_Shell):
         greeting: str | None = None,
         by: str | None = None,
         at: datetime | None = None,
+        time_zone: str | None = None,
     ) -> Decision:
         """Send (or resend) the opt-in request, or the disclaimer.
 
         Raises :class:`ResendNotAllowed`, :class:`ContactStopped`,
         :class:`InvalidGreeting`, :class:`UnknownLocale` (an explicit
-        ``locale`` the library cannot serve).
+        ``locale`` the library cannot serve), :class:`SendBlocked` during
+        the policy's quiet hours in the contact's ``time_zone``.
         """
-        return self._run(self._request_opt_in(contact, locale, greeting, by, at))
+        return self._run(
+            self._request_opt_in(contact, locale, greeting, by, at, time_zone=time_zone)
+        )
 
     def receive(
         self, contact: str, text: str, *, message_id: str, at: datetime | None = None
@@ -500,13 +722,17 @@ class ConsentService(_Shell):
         *,
         by: str | None = None,
         at: datetime | None = None,
+        time_zone: str | None = None,
     ) -> Decision:
         """Send the agent's own words, if the contact's stored state allows it.
 
         Decided against the record as stored now: a text composed before a
-        STOP is refused with :class:`SendBlocked` after it.
+        STOP is refused with :class:`SendBlocked` after it. With the
+        policy's quiet hours, ``time_zone`` is the contact's IANA zone (by
+        default the one its number has, with the ``phone`` extra, else the
+        policy's).
         """
-        return self._run(self._send_text(contact, body, by, at))
+        return self._run(self._send_text(contact, body, by, at, time_zone))
 
     def attest(
         self,
@@ -527,9 +753,16 @@ class ConsentService(_Shell):
         """Record an opt-out received by another channel."""
         return self._run(self._revoke(contact, by, reason, at))
 
-    def can_send(self, contact: str, *, at: datetime | None = None) -> bool:
-        """Whether :meth:`send_text` would be accepted now (``may_text``)."""
-        return self._run(self._can_send(contact, at))
+    def can_send(
+        self,
+        contact: str,
+        *,
+        at: datetime | None = None,
+        time_zone: str | None = None,
+    ) -> bool:
+        """Whether :meth:`send_text` would be accepted at ``at`` (now by
+        default): the stored state, and the policy's quiet hours."""
+        return self._run(self._can_send(contact, at, time_zone))
 
     def get(self, contact: str) -> Consent:
         """The stored head, or a new one (``NEW``) for an unknown contact."""
@@ -550,12 +783,45 @@ class ConsentService(_Shell):
     def flush(self, *, limit: int | None = None) -> int:
         """Deliver pending messages; returns how many were sent.
 
-        Retries messages whose ``send`` failed and those whose sender crashed
-        (once their lease expires), contact by contact, in order. Run it
-        periodically (every few seconds) and at start-up. ``limit`` bounds how
-        many pending messages are listed (their contacts' queues are drained).
+        Retries messages whose ``send`` failed (once their backoff is over)
+        and those whose sender crashed (once their lease expires), each
+        contact's in order. Run it periodically (every few seconds) and at
+        start-up. ``limit`` bounds how many contacts are served per call
+        (each one's queue is drained): a contact whose messages keep failing
+        waits for its retry time and never holds up the others, and an
+        unreadable outbox row is quarantined, never raised.
         """
         return self._run(self._flush(limit))
+
+    def delivery_status(
+        self,
+        key_or_provider_id: str,
+        status: str,
+        *,
+        at: datetime | None = None,
+        error_code: str | None = None,
+        provider: str | None = None,
+    ) -> Outgoing | None:
+        """Record a provider's status callback for a sent message, found by
+        its key or provider id: ``"delivered"``, ``"undelivered"`` or
+        ``"failed"``, with the provider's ``error_code``. With ``provider``
+        named, an error code that means an opt-out (see
+        :mod:`optin_core.providers`: Vonage's 9...) records the stop. An
+        unknown message is logged and ``None`` returned, never raised: a
+        webhook handler can pass every callback through.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(
+            self._delivery_status(key_or_provider_id, status, at, error_code, provider)
+        )
+
+    def dead_letters(self, *, limit: int | None = None) -> list[MessageRecord]:
+        """Messages given up after ``max_send_attempts`` failed sends.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(self._dead_letters(limit))
 
 
 class AsyncConsentService(_Shell):
@@ -576,8 +842,8 @@ class AsyncConsentService(_Shell):
         if isinstance(request, _SendCall):
             result = self._send(request.message)
             if inspect.isawaitable(result):
-                await result
-            return None
+                result = await result
+            return result
         method = getattr(self.store, request.method)
         if self._async_store:
             return await method(*request.args, **request.kwargs)
@@ -600,9 +866,12 @@ class AsyncConsentService(_Shell):
         greeting: str | None = None,
         by: str | None = None,
         at: datetime | None = None,
+        time_zone: str | None = None,
     ) -> Decision:
         """See :meth:`ConsentService.request_opt_in`."""
-        return await self._run(self._request_opt_in(contact, locale, greeting, by, at))
+        return await self._run(
+            self._request_opt_in(contact, locale, greeting, by, at, time_zone=time_zone)
+        )
 
     async def receive(
         self, contact: str, text: str, *, message_id: str, at: datetime | None = None
@@ -617,9 +886,10 @@ class AsyncConsentService(_Shell):
         *,
         by: str | None = None,
         at: datetime | None = None,
+        time_zone: str | None = None,
     ) -> Decision:
         """See :meth:`ConsentService.send_text`."""
-        return await self._run(self._send_text(contact, body, by, at))
+        return await self._run(self._send_text(contact, body, by, at, time_zone))
 
     async def attest(
         self,
@@ -639,9 +909,15 @@ class AsyncConsentService(_Shell):
         """See :meth:`ConsentService.revoke`."""
         return await self._run(self._revoke(contact, by, reason, at))
 
-    async def can_send(self, contact: str, *, at: datetime | None = None) -> bool:
+    async def can_send(
+        self,
+        contact: str,
+        *,
+        at: datetime | None = None,
+        time_zone: str | None = None,
+    ) -> bool:
         """See :meth:`ConsentService.can_send`."""
-        return await self._run(self._can_send(contact, at))
+        return await self._run(self._can_send(contact, at, time_zone))
 
     async def get(self, contact: str) -> Consent:
         """See :meth:`ConsentService.get`."""
@@ -654,3 +930,21 @@ class AsyncConsentService(_Shell):
     async def flush(self, *, limit: int | None = None) -> int:
         """See :meth:`ConsentService.flush`."""
         return await self._run(self._flush(limit))
+
+    async def delivery_status(
+        self,
+        key_or_provider_id: str,
+        status: str,
+        *,
+        at: datetime | None = None,
+        error_code: str | None = None,
+        provider: str | None = None,
+    ) -> Outgoing | None:
+        """See :meth:`ConsentService.delivery_status`."""
+        return await self._run(
+            self._delivery_status(key_or_provider_id, status, at, error_code, provider)
+        )
+
+    async def dead_letters(self, *, limit: int | None = None) -> list[MessageRecord]:
+        """See :meth:`ConsentService.dead_letters`."""
+        return await self._run(self._dead_letters(limit))

@@ -15,7 +15,7 @@ A store keeps, per contact, three things written together:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import attrs
@@ -26,24 +26,60 @@ from .._machine import withdrawn_by
 from .._records import AuditEvent, Consent, Outgoing
 
 __all__ = [
+    "DELIVERY_STATUSES",
     "AsyncStore",
+    "DeliveryStatus",
     "Lease",
+    "MessageRecord",
     "MessageStatus",
     "Store",
     "Write",
     "cancellation_refused",
     "check_after",
+    "check_delivery",
     "check_lease",
     "check_limit",
     "prepare_write",
+    "retry_time",
     "reused_key",
     "stale_fork",
     "timestamp",
     "uncancelled",
 ]
 
-#: Where a message of the outbox stands.
-MessageStatus: TypeAlias = Literal["pending", "sent", "cancelled"]
+#: Where a message of the outbox stands: waiting (``pending``, perhaps
+#: claimed or waiting for a retry), handed to the provider (``sent``), or
+#: closed unsent: withdrawn by a stop (``cancelled``), past its deadline
+#: (``expired``), given up after failed sends (``failed``, the dead letter),
+#: or unreadable and set aside (``quarantined``).
+MessageStatus: TypeAlias = Literal[
+    "pending", "sent", "cancelled", "expired", "failed", "quarantined"
+]
+
+#: What the provider later says of a sent message (status callbacks).
+DeliveryStatus: TypeAlias = Literal["delivered", "undelivered", "failed"]
+
+DELIVERY_STATUSES: frozenset[str] = frozenset({"delivered", "undelivered", "failed"})
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MessageRecord:
+    """Everything the outbox knows of one message: the evidence of its
+    delivery (export and receipts read it).
+
+    .. versionadded:: 0.2.0
+    """
+
+    message: Outgoing
+    status: MessageStatus
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    provider_id: str | None = None
+    sent_at: datetime | None = None
+    delivery: DeliveryStatus | None = None
+    delivery_at: datetime | None = None
+    error_code: str | None = None
 
 
 class Lease(NamedTuple):
@@ -73,6 +109,13 @@ class Store(Protocol):
     .. versionchanged:: 0.2.0 The head and its log; ``put`` takes the new
        events, ``log`` reads them; leasing in the same write is required.
     """
+
+    def namespace(self) -> str:
+        """This store's key namespace: a random id the store creates once
+        and keeps (per database, per ``MemoryStore``), so the same store
+        gives the same message keys across restarts and processes, and two
+        stores never share keys. The service puts it into every key."""
+        ...
 
     def get(self, contact: str) -> Consent | None:
         """The stored head of ``contact``, or ``None`` when there is none.
@@ -142,28 +185,86 @@ class Store(Protocol):
         """
         ...
 
-    def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
-        """Lease the pending message ``key`` to the caller until ``until``.
-
-        True only if the message is pending, not leased to another sender at
-        ``now``, and no earlier message of the same contact is still pending
-        or being sent (per-contact order).
+    def due(self, *, now: datetime, limit: int | None = None) -> list[Outgoing]:
+        """The messages that could be claimed at ``now``, oldest first: at
+        most one per contact (the head of its queue, or a stop confirmation
+        waiting behind merely pending messages), none waiting for a retry
+        (``next_attempt_at`` later than ``now``) or leased to a live sender.
+        ``flush`` reads it, so that a contact whose messages keep failing
+        never keeps the others waiting. A row that cannot be read back is
+        set aside as ``quarantined`` (and logged), never raised.
         """
         ...
 
-    def release(self, key: str) -> None:
-        """Drop the caller's lease after a failed send: the message may be
-        claimed again at once. Idempotent."""
+    def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
+        """Lease the pending message ``key`` to the caller until ``until``.
+
+        True only if the message is pending, due (no retry time later than
+        ``now``), not leased to another sender at ``now``, and no earlier
+        message of the same contact is still pending or being sent
+        (per-contact order). A stop confirmation waits only for earlier
+        messages being sent, never for merely pending ones: it is never
+        stuck behind a failing message.
+        """
         ...
 
-    def mark_sent(self, key: str, *, lease: Lease | None = None) -> Outgoing | None:
-        """Record that ``key`` was handed to the provider. Idempotent.
+    def release(
+        self,
+        key: str,
+        *,
+        error: str | None = None,
+        now: datetime | None = None,
+        backoff: timedelta | None = None,
+    ) -> int:
+        """Drop the caller's lease after a failed send. Counts the failed
+        attempt, keeps ``error`` (the last one), and, given ``now`` and
+        ``backoff``, lets the message be claimed again only from
+        :func:`retry_time` ``(now, backoff, attempts)`` (at once after the
+        first two failures, then exponential; at once without them).
+        Returns the number of failed attempts so far (``0`` for an unknown
+        or sent message, which is left alone)."""
+        ...
+
+    def mark_sent(
+        self,
+        key: str,
+        *,
+        lease: Lease | None = None,
+        provider_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Outgoing | None:
+        """Record that ``key`` was handed to the provider, with its
+        ``provider_id`` (the provider's message id, when ``send`` returned
+        one) at ``at``. Idempotent.
 
         Also applies to a message cancelled while it was being sent: it did
         go, and the outbox says so. With a ``lease``, then claim the next
         message of its contact (atomically with the mark, or right after it:
         never before it) and return it, or ``None``.
         """
+        ...
+
+    def delivery(
+        self,
+        key_or_provider_id: str,
+        status: DeliveryStatus,
+        *,
+        at: datetime,
+        error_code: str | None = None,
+    ) -> Outgoing | None:
+        """Record what the provider says of a sent message (a status
+        callback), found by its key or its provider id; the message, or
+        ``None`` when no message has that key or id."""
+        ...
+
+    def messages(self, contact: str) -> list[MessageRecord]:
+        """Every outbox message of ``contact``, in order, with its delivery
+        evidence."""
+        ...
+
+    def dead_letters(self, *, limit: int | None = None) -> list[MessageRecord]:
+        """Messages given up after failed sends (status ``failed``), oldest
+        first."""
         ...
 
 
@@ -176,6 +277,8 @@ class AsyncStore(Protocol):
 
     .. versionadded:: 0.1.0
     """
+
+    async def namespace(self) -> str: ...
 
     async def get(self, contact: str) -> Consent | None: ...
 
@@ -194,13 +297,44 @@ class AsyncStore(Protocol):
         self, *, contact: str | None = None, limit: int | None = None
     ) -> list[Outgoing]: ...
 
+    async def due(
+        self, *, now: datetime, limit: int | None = None
+    ) -> list[Outgoing]: ...
+
     async def claim(self, key: str, *, until: datetime, now: datetime) -> bool: ...
 
-    async def release(self, key: str) -> None: ...
+    async def release(
+        self,
+        key: str,
+        *,
+        error: str | None = None,
+        now: datetime | None = None,
+        backoff: timedelta | None = None,
+    ) -> int: ...
 
     async def mark_sent(
-        self, key: str, *, lease: Lease | None = None
+        self,
+        key: str,
+        *,
+        lease: Lease | None = None,
+        provider_id: str | None = None,
+        at: datetime | None = None,
     ) -> Outgoing | None: ...
+
+    async def delivery(
+        self,
+        key_or_provider_id: str,
+        status: DeliveryStatus,
+        *,
+        at: datetime,
+        error_code: str | None = None,
+    ) -> Outgoing | None: ...
+
+    async def messages(self, contact: str) -> list[MessageRecord]: ...
+
+    async def dead_letters(
+        self, *, limit: int | None = None
+    ) -> list[MessageRecord]: ...
 
 
 @attrs.frozen(slots=True)
@@ -213,6 +347,8 @@ class Write:
     messages: tuple[tuple[int, int, Outgoing], ...]
     #: Keys the write's ``cancel`` events cancel.
     cancelled: tuple[str, ...]
+    #: Keys the write gives up: ``(key, "expired" | "failed")``.
+    closed: tuple[tuple[str, MessageStatus], ...]
     #: The kinds of queued message the write withdraws (a stop's, or every
     #: kind after a provider's opt-out): each pending one must be listed.
     withdraws: frozenset[MessageKind]
@@ -256,6 +392,7 @@ def prepare_write(
         )
     messages: list[tuple[int, int, Outgoing]] = []
     cancelled: list[str] = []
+    closed: list[tuple[str, MessageStatus]] = []
     ids: list[str] = []
     prev = events[0].prev if events else ""
     link = prev
@@ -274,6 +411,10 @@ def prepare_write(
             messages.append((event.version, position, message))
         if event.trigger is Trigger.CANCEL:
             cancelled.extend(event.cancelled)
+        elif event.trigger is Trigger.EXPIRE:
+            closed.extend((key, "expired") for key in event.cancelled)
+        elif event.trigger is Trigger.DEAD_LETTER:
+            closed.extend((key, "failed") for key in event.cancelled)
         if event.message_id is not None:
             ids.append(event.message_id)
     if link != consent.digest:
@@ -283,7 +424,12 @@ def prepare_write(
             "message_id", "one inbound message logged twice", contact=contact
         )
     return Write(
-        prev, tuple(messages), tuple(cancelled), withdrawn_by(events), tuple(ids)
+        prev,
+        tuple(messages),
+        tuple(cancelled),
+        tuple(closed),
+        withdrawn_by(events),
+        tuple(ids),
     )
 
 
@@ -343,6 +489,37 @@ def check_limit(limit: int | None) -> None:
         not isinstance(limit, int) or isinstance(limit, bool) or limit < 0
     ):
         raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+
+
+#: The longest wait between two attempts at a failing message.
+MAX_RETRY_WAIT = timedelta(hours=6)
+
+
+def retry_time(
+    now: datetime | None, backoff: timedelta | None, attempts: int
+) -> datetime | None:
+    """When a message that failed ``attempts`` times may be tried again: at
+    once after its first two failures (``None``: a blip is retried by the
+    next flush), then ``now + backoff * 2 ** (attempts - 3)``, at most
+    :data:`MAX_RETRY_WAIT` later; ``None`` without ``now`` and ``backoff``."""
+    if now is None or backoff is None:
+        return None
+    timestamp(now, "now")
+    if not isinstance(backoff, timedelta) or backoff < timedelta(0):
+        raise ValueError(f"backoff must be a timedelta >= 0, got {backoff!r}")
+    if attempts < 3:
+        return None
+    wait = backoff * (1 << min(attempts - 3, 20))
+    return now + min(wait, MAX_RETRY_WAIT)
+
+
+def check_delivery(status: object) -> DeliveryStatus:
+    if status not in DELIVERY_STATUSES:
+        raise ValueError(
+            f"delivery status must be one of {sorted(DELIVERY_STATUSES)}, "
+            f"got {show(status)}"
+        )
+    return status  # type: ignore[return-value]
 
 
 def check_after(after: int) -> None:

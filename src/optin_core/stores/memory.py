@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
+from .._enums import MessageKind
 from .._errors import DuplicateMessage, StaleVersion
 from .._log import check_extension
 from .._records import AuditEvent, Consent, Outgoing
 from ._base import (
+    DeliveryStatus,
     Lease,
+    MessageRecord,
     MessageStatus,
     cancellation_refused,
     check_after,
+    check_delivery,
     check_lease,
     check_limit,
     prepare_write,
+    retry_time,
     reused_key,
     stale_fork,
+    timestamp,
     uncancelled,
 )
 
@@ -34,6 +41,34 @@ class _Entry:
     status: MessageStatus = "pending"
     leased_until: datetime | None = None
     claimed_version: int | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    provider_id: str | None = None
+    sent_at: datetime | None = None
+    delivery: DeliveryStatus | None = None
+    delivery_at: datetime | None = None
+    error_code: str | None = None
+
+    def record(self) -> MessageRecord:
+        return MessageRecord(
+            message=self.message,
+            status=self.status,
+            attempts=self.attempts,
+            last_error=self.last_error,
+            next_attempt_at=self.next_attempt_at,
+            provider_id=self.provider_id,
+            sent_at=self.sent_at,
+            delivery=self.delivery,
+            delivery_at=self.delivery_at,
+            error_code=self.error_code,
+        )
+
+    def leased(self, now: datetime) -> bool:
+        return self.leased_until is not None and self.leased_until > now
+
+
+_STOP_CONFIRMATION = MessageKind.STOP_CONFIRMATION
 
 
 class MemoryStore:
@@ -57,7 +92,14 @@ class MemoryStore:
         # pending ones, and cancelled ones still leased to a sender.
         self._open: dict[str, list[_Entry]] = {}
         self._pending: dict[str, _Entry] = {}
+        # Every message of a contact, in order, and by provider id.
+        self._all: dict[str, list[_Entry]] = {}
+        self._by_provider_id: dict[str, _Entry] = {}
         self._seq = 0
+        self._namespace = uuid.uuid4().hex
+
+    def namespace(self) -> str:
+        return self._namespace
 
     def get(self, contact: str) -> Consent | None:
         with self._lock:
@@ -107,6 +149,17 @@ class MemoryStore:
                         and entry.message.kind in write.withdraws,
                         version=expected_version,
                     )
+            for key, _status in write.closed:
+                if key not in pending:
+                    entry = self._entries.get(key)
+                    raise cancellation_refused(
+                        contact,
+                        key,
+                        sent=entry is not None
+                        and entry.message.contact == contact
+                        and entry.status == "sent",
+                        version=expected_version,
+                    )
             if write.stops:
                 cancelled = set(write.cancelled)
                 for key, entry in pending.items():
@@ -125,12 +178,20 @@ class MemoryStore:
                 del self._pending[key]
                 if entry.leased_until is None:
                     queue.remove(entry)
+            for key, status in write.closed:
+                entry = pending[key]
+                entry.status = status
+                entry.leased_until = None
+                del self._pending[key]
+                queue.remove(entry)
+            every = self._all.setdefault(contact, [])
             for _version, _position, message in write.messages:
                 self._seq += 1
                 entry = _Entry(self._seq, message)
                 self._entries[message.key] = entry
                 self._pending[message.key] = entry
                 queue.append(entry)
+                every.append(entry)
             return None if leased is None else self._claim_next(contact, leased)
 
     def pending(
@@ -147,51 +208,94 @@ class MemoryStore:
         found = [e.message for e in entries]
         return found if limit is None else found[:limit]
 
+    def due(self, *, now: datetime, limit: int | None = None) -> list[Outgoing]:
+        check_limit(limit)
+        timestamp(now, "now")
+        with self._lock:
+            heads = []
+            for queue in self._open.values():
+                head = next((e for e in queue if self._claimable(e, now)), None)
+                if head is not None:
+                    heads.append(head)
+        heads.sort(key=lambda e: e.seq)
+        found = [e.message for e in heads]
+        return found if limit is None else found[:limit]
+
     def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
+        timestamp(until, "until")
+        timestamp(now, "now")
         with self._lock:
             entry = self._pending.get(key)
             return entry is not None and self._claim(entry, until, now)
 
+    def _claimable(self, entry: _Entry, now: datetime) -> bool:
+        """Whether :meth:`claim` would lease ``entry`` at ``now``."""
+        if entry.status != "pending" or entry.leased(now):
+            return False
+        if entry.next_attempt_at is not None and entry.next_attempt_at > now:
+            return False
+        # A stop confirmation waits only for what is being sent.
+        patient = entry.message.kind is not _STOP_CONFIRMATION
+        for earlier in self._open[entry.message.contact]:
+            if earlier is entry:
+                return True
+            if earlier.leased(now) or (patient and earlier.status == "pending"):
+                return False
+        return False
+
     def _claim(self, entry: _Entry, until: datetime, now: datetime) -> bool:
         """Lease ``entry`` (a pending one) if :meth:`claim` allows it."""
-        if entry.leased_until is not None and entry.leased_until > now:
+        if not self._claimable(entry, now):
             return False
+        # Closed messages whose sender is gone hold nothing any more.
         queue = self._open[entry.message.contact]
-        for earlier in list(queue):
-            if earlier is entry:
-                break
-            if earlier.status == "pending":
-                return False
-            # A cancelled message still being sent holds the queue until
-            # its sender reports or its lease runs out.
-            if earlier.leased_until is not None and earlier.leased_until > now:
-                return False
-            queue.remove(earlier)
+        queue[:] = [e for e in queue if e.status == "pending" or e.leased(now)]
         entry.leased_until = until
         head = self._heads.get(entry.message.contact)
         entry.claimed_version = None if head is None else head.version
         return True
 
     def _claim_next(self, contact: str, lease: Lease) -> Outgoing | None:
-        """Claim ``contact``'s oldest pending message, if it can be claimed."""
-        head = next(
-            (e for e in self._open.get(contact, ()) if e.status == "pending"), None
-        )
-        if head is None or not self._claim(head, lease.until, lease.now):
-            return None
-        return head.message
+        """Claim ``contact``'s next claimable message, if any."""
+        for entry in self._open.get(contact, ()):
+            if self._claim(entry, lease.until, lease.now):
+                return entry.message
+        return None
 
-    def release(self, key: str) -> None:
+    def release(
+        self,
+        key: str,
+        *,
+        error: str | None = None,
+        now: datetime | None = None,
+        backoff: timedelta | None = None,
+    ) -> int:
+        retry_time(now, backoff, 1)  # the arguments, checked before the lock
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry.status == "sent":
-                return
+                return 0
             entry.leased_until = None
-            if entry.status == "cancelled":
+            entry.attempts += 1
+            entry.last_error = error
+            entry.next_attempt_at = retry_time(now, backoff, entry.attempts)
+            if entry.status != "pending":
                 self._close(entry)
+            return entry.attempts
 
-    def mark_sent(self, key: str, *, lease: Lease | None = None) -> Outgoing | None:
+    def mark_sent(
+        self,
+        key: str,
+        *,
+        lease: Lease | None = None,
+        provider_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Outgoing | None:
         leased = check_lease(lease)
+        if provider_id is not None and not isinstance(provider_id, str):
+            raise TypeError(f"provider_id must be a str, got {provider_id!r:.40}")
+        if at is not None:
+            timestamp(at, "at")
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -199,11 +303,50 @@ class MemoryStore:
             if entry.status != "sent":
                 entry.status = "sent"
                 entry.leased_until = None
+                entry.sent_at = at
+                if provider_id:
+                    entry.provider_id = provider_id
+                    self._by_provider_id[provider_id] = entry
                 self._pending.pop(key, None)
                 self._close(entry)
             if leased is None:
                 return None
             return self._claim_next(entry.message.contact, leased)
+
+    def delivery(
+        self,
+        key_or_provider_id: str,
+        status: DeliveryStatus,
+        *,
+        at: datetime,
+        error_code: str | None = None,
+    ) -> Outgoing | None:
+        checked = check_delivery(status)
+        timestamp(at, "at")
+        with self._lock:
+            entry = self._entries.get(key_or_provider_id) or self._by_provider_id.get(
+                key_or_provider_id
+            )
+            if entry is None:
+                return None
+            entry.delivery = checked
+            entry.delivery_at = at
+            entry.error_code = None if error_code is None else str(error_code)
+            return entry.message
+
+    def messages(self, contact: str) -> list[MessageRecord]:
+        with self._lock:
+            return [e.record() for e in self._all.get(contact, ())]
+
+    def dead_letters(self, *, limit: int | None = None) -> list[MessageRecord]:
+        check_limit(limit)
+        with self._lock:
+            found = sorted(
+                (e for e in self._entries.values() if e.status == "failed"),
+                key=lambda e: e.seq,
+            )
+            records = [e.record() for e in found]
+        return records if limit is None else records[:limit]
 
     def _close(self, entry: _Entry) -> None:
         queue = self._open.get(entry.message.contact, [])
@@ -211,7 +354,7 @@ class MemoryStore:
             queue.remove(entry)
 
     def message_status(self, key: str) -> MessageStatus | None:
-        """``"pending"``, ``"sent"`` or ``"cancelled"``; ``None`` if unknown."""
+        """The message's :data:`MessageStatus`; ``None`` if unknown."""
         with self._lock:
             entry = self._entries.get(key)
             return None if entry is None else entry.status

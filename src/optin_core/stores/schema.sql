@@ -1,4 +1,10 @@
 -- SQLiteStore, store schema 2 (PRAGMA user_version = 2).
+-- Store-wide settings: "namespace", the random id that makes this
+-- database's message keys its own.
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 -- The head of each contact: bounded, replaced by compare-and-set on
 -- (version, digest).
 CREATE TABLE IF NOT EXISTS consents (
@@ -34,7 +40,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     status TEXT NOT NULL DEFAULT 'pending',
     leased_until REAL,
     claimed_version INTEGER,
-    open INTEGER NOT NULL DEFAULT 1
+    open INTEGER NOT NULL DEFAULT 1,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at REAL,
+    provider_id TEXT,
+    sent_at REAL,
+    delivery TEXT,
+    delivery_at REAL,
+    error_code TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_open ON outbox (contact, seq) WHERE open = 1;
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_contact ON outbox (contact, seq);
+CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_id)
+    WHERE provider_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_failed ON outbox (seq) WHERE status = 'failed';

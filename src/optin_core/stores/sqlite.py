@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Literal, cast
 
@@ -16,14 +18,18 @@ from .._errors import DuplicateMessage, RecordError, StaleVersion
 from .._log import check_extension, read_schema1
 from .._records import AuditEvent, Consent, Outgoing
 from ._base import (
+    DeliveryStatus,
     Lease,
+    MessageRecord,
     MessageStatus,
     Write,
     cancellation_refused,
     check_after,
+    check_delivery,
     check_lease,
     check_limit,
     prepare_write,
+    retry_time,
     reused_key,
     stale_fork,
     timestamp,
@@ -33,6 +39,8 @@ from ._cache import HeadCache
 from ._rows import decode_event, decode_head, decode_outgoing, encode
 
 __all__ = ["SQLiteStore"]
+
+_log = logging.getLogger("optin_core")
 
 #: The store schema this module writes (``PRAGMA user_version``); 1 is the
 #: 0.1.0 schema (whole records as JSON), migrated on open.
@@ -54,39 +62,69 @@ LEFT JOIN events AS e ON e.contact = c.contact
 WHERE c.contact = :contact
 """
 
-_CLAIM = """
+#: Whether an earlier open message ``o`` holds back the row ``outbox``: it is
+#: being sent, or it is pending and the row is not a stop confirmation (a
+#: stop confirmation skips messages waiting for a retry, never the others).
+_HOLDS = """
+o.contact = outbox.contact
+AND o.open = 1
+AND o.seq < outbox.seq
+AND (o.leased_until > :now
+     OR (o.status = 'pending'
+         AND (outbox.kind != 'stop_confirmation'
+              OR o.next_attempt_at IS NULL
+              OR o.next_attempt_at <= :now)))
+"""
+
+#: The rows ``claim`` may lease at :now.
+_CLAIMABLE = f"""
+outbox.status = 'pending'
+AND outbox.open = 1
+AND (outbox.leased_until IS NULL OR outbox.leased_until <= :now)
+AND (outbox.next_attempt_at IS NULL OR outbox.next_attempt_at <= :now)
+AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE {_HOLDS})
+"""
+
+_CLAIM = f"""
 UPDATE outbox
 SET leased_until = :until,
     claimed_version = (SELECT c.version FROM consents AS c
                        WHERE c.contact = outbox.contact)
-WHERE key = :key
-  AND status = 'pending'
-  AND open = 1
-  AND (leased_until IS NULL OR leased_until <= :now)
-  AND NOT EXISTS (
-      SELECT 1 FROM outbox AS o
-      WHERE o.contact = outbox.contact
-        AND o.open = 1
-        AND o.seq < outbox.seq
-        AND (o.status = 'pending'
-             OR (o.status = 'cancelled' AND o.leased_until > :now))
-  )
+WHERE key = :key AND {_CLAIMABLE}
+"""
+
+_DUE = f"""
+SELECT outbox.key, outbox.contact, outbox.data FROM outbox
+WHERE {_CLAIMABLE}
+ORDER BY outbox.seq
 """
 
 _MARK_SENT = (
-    "UPDATE outbox SET status = 'sent', leased_until = NULL, open = 0 "
-    "WHERE key = ? AND status != 'sent'"
+    "UPDATE outbox SET status = 'sent', leased_until = NULL, open = 0, "
+    "provider_id = coalesce(:provider_id, provider_id), sent_at = :at "
+    "WHERE key = :key AND status != 'sent'"
 )
 
 _RELEASE = """
 UPDATE outbox SET leased_until = NULL,
-                  open = CASE status WHEN 'cancelled' THEN 0 ELSE open END
-WHERE key = ? AND status != 'sent'
+                  attempts = attempts + 1,
+                  last_error = :error,
+                  next_attempt_at = :retry_at,
+                  open = CASE status WHEN 'pending' THEN open ELSE 0 END
+WHERE key = :key AND status != 'sent'
 """
 
-_HEAD = """
-SELECT key, data FROM outbox
-WHERE contact = ? AND open = 1 AND status = 'pending' ORDER BY seq LIMIT 1
+#: The contact's pending messages, in order: the head first, then the rest
+#: (of which only a stop confirmation can be claimed past a waiting head).
+_CANDIDATES = """
+SELECT key, data, kind FROM outbox
+WHERE contact = ? AND open = 1 AND status = 'pending' ORDER BY seq
+"""
+
+_RECORD = """
+SELECT key, contact, data, status, attempts, last_error, next_attempt_at,
+       provider_id, sent_at, delivery, delivery_at, error_code
+FROM outbox
 """
 
 #: The oldest pending message of the contact of :key, other than :key.
@@ -95,14 +133,6 @@ SELECT contact, key, data FROM outbox
 WHERE contact = (SELECT contact FROM outbox WHERE key = :key)
   AND open = 1 AND status = 'pending' AND key != :key
 ORDER BY seq LIMIT 1
-"""
-
-#: Whether a message of the contact holds its queue (see _CLAIM).
-_HELD = """
-SELECT 1 FROM outbox
-WHERE contact = :contact AND open = 1
-  AND (status = 'pending' OR (status = 'cancelled' AND leased_until > :now))
-LIMIT 1
 """
 
 _INSERT = (
@@ -194,6 +224,7 @@ class SQLiteStore:
         self._inherited: list[sqlite3.Connection] = []
         self._closed = False
         self._cache = HeadCache(self.cache_size, os.getpid())
+        self._namespace: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -314,6 +345,25 @@ class SQLiteStore:
 
     # -- the protocol --
 
+    def namespace(self) -> str:
+        if self._namespace is None:
+            conn = self._transaction()
+            try:
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('namespace', ?)",
+                    (secrets.token_hex(16),),
+                )
+                (value,) = conn.execute(
+                    "SELECT value FROM meta WHERE name = 'namespace'"
+                ).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._namespace = str(value)
+        return self._namespace
+
     def get(self, contact: str) -> Consent | None:
         conn = self._conn()
         cache = self._heads()
@@ -409,6 +459,8 @@ class SQLiteStore:
                 raise self._duplicate(conn, contact, write, expected_version) from None
             if write.cancelled or write.stops:
                 self._cancel(conn, contact, write, expected_version)
+            if write.closed:
+                self._close(conn, contact, write, expected_version)
             try:
                 claimed = self._index(conn, consent, outbox, write, leased)
             except sqlite3.IntegrityError:
@@ -544,6 +596,28 @@ class SQLiteStore:
                 if key not in cancelled:
                     raise uncancelled(contact, key)
 
+    @staticmethod
+    def _close(
+        conn: sqlite3.Connection, contact: str, write: Write, expected_version: int
+    ) -> None:
+        """Close the messages the write gives up (expired, dead letters)."""
+        for key, status in write.closed:
+            row = conn.execute(
+                "SELECT contact, status FROM outbox WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None or row[0] != contact or row[1] != "pending":
+                raise cancellation_refused(
+                    contact,
+                    key,
+                    sent=row is not None and row[0] == contact and row[1] == "sent",
+                    version=expected_version,
+                )
+            conn.execute(
+                "UPDATE outbox SET status = ?, open = 0, leased_until = NULL "
+                "WHERE key = ?",
+                (status, key),
+            )
+
     def _index(
         self,
         conn: sqlite3.Connection,
@@ -553,53 +627,53 @@ class SQLiteStore:
         leased: Lease | None,
     ) -> Outgoing | None:
         """Add the write's messages as pending; with a lease, claim the
-        contact's next one (the first new message is inserted already
-        claimed when nothing holds the queue)."""
-        contact = consent.contact
-        claimed: Outgoing | None = None
-        if (
-            leased is not None
-            and outbox
-            and conn.execute(
-                _HELD, {"contact": contact, "now": leased.now.timestamp()}
-            ).fetchone()
-            is None
-        ):
-            head = outbox[0]
-            head[6], head[7] = leased.until.timestamp(), consent.version
-            conn.execute(_INSERT, head)
-            claimed = write.messages[0][2]
-            outbox = outbox[1:]
-            leased = None
+        contact's next claimable message in the same transaction."""
         if outbox:
             conn.executemany(_INSERT, outbox)
-        if leased is not None and claimed is None:
-            claimed = self._claim_next(conn, contact, leased)
-        return claimed
+        if leased is None:
+            return None
+        return self._claim_next(conn, consent.contact, leased)
+
+    def _claim_next(
+        self, conn: sqlite3.Connection, contact: str, lease: Lease
+    ) -> Outgoing | None:
+        """Claim ``contact``'s next claimable message, if :meth:`claim`
+        allows one; the message, or ``None``. A row that cannot be read
+        back is quarantined and the next one tried."""
+        args = {"until": lease.until.timestamp(), "now": lease.now.timestamp()}
+        first = True
+        for key, data, kind in conn.execute(_CANDIDATES, (contact,)).fetchall():
+            # Past the head, only a stop confirmation can be claimed.
+            if not first and kind != "stop_confirmation":
+                continue
+            first = False
+            if conn.execute(_CLAIM, {**args, "key": key}).rowcount != 1:
+                continue
+            message = self._readable(conn, key, contact, data)
+            if message is not None:
+                return message
+        return None
 
     @staticmethod
-    def _claim_next(
-        conn: sqlite3.Connection,
-        contact: str,
-        lease: Lease,
-        head: tuple[str, str] | None = None,
+    def _readable(
+        conn: sqlite3.Connection, key: str, contact: str, data: object
     ) -> Outgoing | None:
-        """Claim ``contact``'s oldest pending message (``head``, ``(key,
-        data)``, when the caller just read it) if :meth:`claim` allows it;
-        the message, or ``None``."""
-        if head is None:
-            head = conn.execute(_HEAD, (contact,)).fetchone()
-            if head is None:
-                return None
-        key, data = head
-        args = {
-            "key": key,
-            "until": lease.until.timestamp(),
-            "now": lease.now.timestamp(),
-        }
-        if conn.execute(_CLAIM, args).rowcount != 1:
+        """The message of an outbox row, or ``None`` after quarantining a
+        row that cannot be read back (it would block its contact forever)."""
+        try:
+            return decode_outgoing(contact, data)
+        except RecordError as error:
+            conn.execute(
+                "UPDATE outbox SET status = 'quarantined', open = 0, "
+                "leased_until = NULL, last_error = ? WHERE key = ?",
+                (error.problem, key),
+            )
+            _log.warning(
+                "outbox message %s of a contact is unreadable and was quarantined: %s",
+                key,
+                error.problem,
+            )
             return None
-        return decode_outgoing(contact, data)
 
     def pending(
         self, *, contact: str | None = None, limit: int | None = None
@@ -617,6 +691,24 @@ class SQLiteStore:
         rows = self._conn().execute(sql, args).fetchall()
         return [decode_outgoing(who, data) for who, data in rows]
 
+    def due(self, *, now: datetime, limit: int | None = None) -> list[Outgoing]:
+        check_limit(limit)
+        conn = self._conn()
+        found: list[Outgoing] = []
+        seen: set[str] = set()
+        rows = conn.execute(_DUE, {"now": timestamp(now, "now")}).fetchall()
+        for key, contact, data in rows:
+            if contact in seen:
+                continue
+            message = self._readable(conn, key, contact, data)
+            if message is None:
+                continue
+            seen.add(contact)
+            found.append(message)
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
     def claim(self, key: str, *, until: datetime, now: datetime) -> bool:
         cursor = self._conn().execute(
             _CLAIM,
@@ -628,29 +720,73 @@ class SQLiteStore:
         )
         return cursor.rowcount == 1
 
-    def release(self, key: str) -> None:
-        self._conn().execute(_RELEASE, (key,))
+    def release(
+        self,
+        key: str,
+        *,
+        error: str | None = None,
+        now: datetime | None = None,
+        backoff: timedelta | None = None,
+    ) -> int:
+        retry_time(now, backoff, 1)  # the arguments, checked before any write
+        conn = self._transaction()
+        try:
+            row = conn.execute(
+                "SELECT attempts FROM outbox WHERE key = ? AND status != 'sent'",
+                (key,),
+            ).fetchone()
+            attempts = 0 if row is None else int(row[0]) + 1
+            if row is not None:
+                retry = retry_time(now, backoff, attempts)
+                conn.execute(
+                    _RELEASE,
+                    {
+                        "key": key,
+                        "error": error,
+                        "retry_at": None if retry is None else retry.timestamp(),
+                    },
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return attempts
 
-    def mark_sent(self, key: str, *, lease: Lease | None = None) -> Outgoing | None:
+    def mark_sent(
+        self,
+        key: str,
+        *,
+        lease: Lease | None = None,
+        provider_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Outgoing | None:
         leased = check_lease(lease)
+        if provider_id is not None and not isinstance(provider_id, str):
+            raise TypeError(f"provider_id must be a str, got {provider_id!r:.40}")
+        mark = {
+            "key": key,
+            "provider_id": provider_id or None,
+            "at": None if at is None else timestamp(at, "at"),
+        }
         conn = self._conn()
         if leased is None:
-            conn.execute(_MARK_SENT, (key,))
+            conn.execute(_MARK_SENT, mark)
             return None
         row = conn.execute(_NEXT, {"key": key}).fetchone()
         if row is None:
             # The usual case, the contact's last message: one statement, then
             # a look for a message added since (its writer could not claim
             # it while this one was being sent, and left it to this caller).
-            conn.execute(_MARK_SENT, (key,))
+            conn.execute(_MARK_SENT, mark)
             row = conn.execute(_NEXT, {"key": key}).fetchone()
             if row is None:
                 return None
-            return self._claim_next(conn, row[0], leased, row[1:])
+            return self._claim_next(conn, row[0], leased)
         # A next message: mark and claim in one transaction (one commit).
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(_MARK_SENT, (key,))
+            conn.execute(_MARK_SENT, mark)
             claimed = self._claim_next(conn, row[0], leased)
             conn.execute("COMMIT")
         except BaseException:
@@ -659,10 +795,56 @@ class SQLiteStore:
             raise
         return claimed
 
+    def delivery(
+        self,
+        key_or_provider_id: str,
+        status: DeliveryStatus,
+        *,
+        at: datetime,
+        error_code: str | None = None,
+    ) -> Outgoing | None:
+        checked = check_delivery(status)
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT key, contact, data FROM outbox WHERE key = ? "
+            "UNION ALL SELECT key, contact, data FROM outbox WHERE provider_id = ? "
+            "LIMIT 1",
+            (key_or_provider_id, key_or_provider_id),
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute(
+            "UPDATE outbox SET delivery = ?, delivery_at = ?, error_code = ? "
+            "WHERE key = ?",
+            (
+                checked,
+                timestamp(at, "at"),
+                None if error_code is None else str(error_code),
+                row[0],
+            ),
+        )
+        return decode_outgoing(row[1], row[2])
+
+    def messages(self, contact: str) -> list[MessageRecord]:
+        rows = self._conn().execute(
+            _RECORD + " WHERE contact = ? ORDER BY seq", (contact,)
+        )
+        return [_record(row) for row in rows.fetchall()]
+
+    def dead_letters(self, *, limit: int | None = None) -> list[MessageRecord]:
+        check_limit(limit)
+        sql = _RECORD + " WHERE status = 'failed' ORDER BY seq"
+        args: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (limit,)
+        rows = self._conn().execute(sql, args)
+        return [_record(row) for row in rows.fetchall()]
+
     # -- inspection --
 
     def message_status(self, key: str) -> MessageStatus | None:
-        """``"pending"``, ``"sent"`` or ``"cancelled"``; ``None`` if unknown."""
+        """The message's :data:`MessageStatus`; ``None`` if unknown."""
         row = (
             self._conn()
             .execute("SELECT status FROM outbox WHERE key = ?", (key,))
@@ -686,6 +868,26 @@ class SQLiteStore:
         return [row[0] for row in rows]
 
 
+def _when(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _record(row: tuple[Any, ...]) -> MessageRecord:
+    _key, contact, data, status, attempts, error, retry, pid, sent, got, at, code = row
+    return MessageRecord(
+        message=decode_outgoing(contact, data),
+        status=status,
+        attempts=attempts,
+        last_error=error,
+        next_attempt_at=_when(retry),
+        provider_id=pid,
+        sent_at=_when(sent),
+        delivery=got,
+        delivery_at=_when(at),
+        error_code=code,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     """Run ``script``'s statements inside the caller's transaction
     (``executescript`` would commit it). Comments are whole lines."""
@@ -705,11 +907,21 @@ def _migrate_from_1(conn: sqlite3.Connection) -> None:
     :class:`~optin_core.RecordError` naming the contact."""
     conn.execute("ALTER TABLE consents RENAME TO consents_v1")
     conn.execute("ALTER TABLE outbox ADD COLUMN open INTEGER NOT NULL DEFAULT 1")
+    for column in (
+        "attempts INTEGER NOT NULL DEFAULT 0",
+        "last_error TEXT",
+        "next_attempt_at REAL",
+        "provider_id TEXT",
+        "sent_at REAL",
+        "delivery TEXT",
+        "delivery_at REAL",
+        "error_code TEXT",
+    ):
+        conn.execute(f"ALTER TABLE outbox ADD COLUMN {column}")
     conn.execute(
         "UPDATE outbox SET open = 0 "
         "WHERE status = 'sent' OR (status = 'cancelled' AND leased_until IS NULL)"
     )
-    conn.execute("DROP INDEX IF EXISTS outbox_contact")
     _run_script(conn, _SCHEMA)
     rows = conn.execute("SELECT contact, data FROM consents_v1 ORDER BY contact")
     for contact, data in rows.fetchall():
