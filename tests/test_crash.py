@@ -70,8 +70,9 @@ class _Recorder:
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
-    def __call__(self, what: str, key: str) -> None:
-        os.write(self.fd, f"{what} {key}\n".encode())
+    def __call__(self, what: str, key: str, at: float | None = None) -> None:
+        when = time.time() if at is None else at
+        os.write(self.fd, f"{what} {key} {when!r}\n".encode())
         os.fsync(self.fd)
 
 
@@ -125,20 +126,29 @@ def _worker(target: str, log_dir: str, worker: int, incarnation: int) -> None:
             pass
 
 
-def _sends(log_dir: Path) -> tuple[Counter[str], Counter[str], Counter[str]]:
+def _sends(
+    log_dir: Path, last_sent: dict[str, float] | None = None
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
     """Per key: recorded sends, sends whose mark was recorded after them in
-    the same file, and marks."""
+    the same file, and marks; ``last_sent`` gets each key's latest send
+    time."""
     sent: Counter[str] = Counter()
     unmarked: Counter[str] = Counter()
     marked: Counter[str] = Counter()
+    times = {} if last_sent is None else last_sent
+
+    def seen(key: str, when: str) -> None:
+        sent[key] += 1
+        times[key] = max(times.get(key, 0.0), float(when))
+
     for path in sorted(log_dir.glob("w*.log")):
         waiting: Counter[str] = Counter()
         text = path.read_text()
         lines = text.split("\n")[:-1]  # a last line cut by the kill is not one
         for line in lines:
-            what, key = line.split(" ")
+            what, key, when = line.split(" ")
             if what == "sent":
-                sent[key] += 1
+                seen(key, when)
                 waiting[key] += 1
             else:
                 marked[key] += 1
@@ -147,7 +157,8 @@ def _sends(log_dir: Path) -> tuple[Counter[str], Counter[str], Counter[str]]:
     final = log_dir / "final.log"
     if final.exists():
         for line in final.read_text().split("\n")[:-1]:
-            sent[line.split(" ")[1]] += 1
+            _what, key, when = line.split(" ")
+            seen(key, when)
     return sent, unmarked, marked
 
 
@@ -205,16 +216,19 @@ def test_kill_9_loses_nothing_and_sends_nothing_twice(
         service = ConsentService(
             mp_policy(),
             store,
-            lambda m: record("sent", m.key),
+            # Recorded at the service's time: a day after every deadline.
+            lambda m: record("sent", m.key, later.timestamp()),
             clock=lambda: later,
             lease=LEASE,
         )
         service.flush()
         assert service.flush() == 0
         assert store.pending() == []
-        sent, unmarked, marked = _sends(log_dir)
+        last_sent: dict[str, float] = {}
+        sent, unmarked, marked = _sends(log_dir, last_sent)
         assert sent, "the workers sent nothing: the test tested nothing"
         statuses: Counter[str] = Counter()
+        past_deadline = 0
         for contact in store.contacts():
             head = store.get(contact)
             log = store.log(contact)
@@ -234,10 +248,17 @@ def test_kill_9_loses_nothing_and_sends_nothing_twice(
                 assert sent[key] - 1 <= unmarked[key], (
                     f"{key} sent {sent[key]} times with {unmarked[key]} unmarked sends"
                 )
+                if message.deadline is not None and key in last_sent:
+                    # Never sent past its deadline (a second of slack for
+                    # the time between the check and the record).
+                    late = last_sent[key] - message.deadline.timestamp()
+                    assert late <= 1.0, f"{key} sent {late:.1f} s past its deadline"
+                    past_deadline += late > 0
     duplicates = sum(n - 1 for n in sent.values() if n > 1)
     print(
         f"\n{kind}: {KILLS} kills, outbox {dict(statuses)}, {len(sent)} keys "
         f"sent, {duplicates} duplicate sends (each after a kill between the "
-        f"send and its mark: {sum(unmarked.values())} such sends)"
+        f"send and its mark: {sum(unmarked.values())} such sends), "
+        f"{past_deadline} sent past a deadline"
     )
     assert statuses["sent"] > 0

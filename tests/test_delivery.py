@@ -508,3 +508,14 @@ def test_a_delivery_callback_with_an_opt_out_code_stops_the_contact(store: Any) 
 def test_max_send_attempts_must_be_a_positive_int(store: Any, bad: Any) -> None:
     with pytest.raises(ValueError, match="max_send_attempts"):
         ConsentService(POLICY, store, Sender(), max_send_attempts=bad)
+
+
+def test_postgres_keys_differ_by_database_and_survive_a_reopen() -> None:
+    from .postgres_server import postgres_dsn, postgres_store
+
+    dsn = postgres_dsn()
+    first, second = postgres_store(dsn), postgres_store()
+    assert first.namespace() != second.namespace()
+    assert _request_key(first) != _request_key(second)
+    again = postgres_store(dsn)  # another process, or after a restart
+    assert again.namespace() == first.namespace()
