@@ -8,6 +8,11 @@ from hypothesis import HealthCheck, settings
 
 from .postgres_server import _postgres_cleanup, _postgres_session, pg_dsn  # noqa: F401
 
+# The optin_* fixtures of optin_core.testing. pyproject's addopts turn off its
+# pytest11 entry point (-p no:optin_core), which would import optin_core
+# before coverage starts; loaded from here, it is imported after.
+pytest_plugins = ["optin_core.testing.plugin"]
+
 # Shared CI machines are noisy: no deadlines, and a fixed budget per test.
 settings.register_profile(
     "ci",

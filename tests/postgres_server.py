@@ -451,8 +451,28 @@ class AsyncFacade:
     def claimed_version(self, key: str) -> int | None:
         return self._call(self.target.claimed_version(key))
 
-    def contacts(self) -> list[str]:
-        return self._call(self.target.contacts())
+    def contacts(self, **kwargs: Any) -> list[str]:
+        return self._call(self.target.contacts(**kwargs))
+
+    def restore(self, consent: Consent, events: Any, messages: Any = ()) -> None:
+        self._call(self.target.restore(consent, events, messages))
+
+    def erase(self, contact: str, erasure: Any, *, expected_version: int) -> None:
+        self._call(
+            self.target.erase(contact, erasure, expected_version=expected_version)
+        )
+
+    def suppress(self, erasure: Any) -> bool:
+        return self._call(self.target.suppress(erasure))
+
+    def erasure(self, key: str) -> Any:
+        return self._call(self.target.erasure(key))
+
+    def erasures(self, **kwargs: Any) -> list[Any]:
+        return self._call(self.target.erasures(**kwargs))
+
+    def purge_delivered(self, older_than: datetime) -> int:
+        return self._call(self.target.purge_delivered(older_than))
 
     def migrate(self) -> int:
         return self._call(self.target.migrate())

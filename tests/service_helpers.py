@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from optin_core import (
 )
 from optin_core._service import ConsentService
 from optin_core.stores import Lease, MemoryStore, SQLiteStore
+from optin_core.testing import FakeClock, RecordingSender
 
 from .postgres_server import async_postgres_store, postgres_store
 
@@ -71,48 +71,15 @@ def inner_store(store: Any) -> Any:
     return store
 
 
-class Clock:
-    """A settable aware clock."""
+class Clock(FakeClock):
+    """optin_core.testing's ``FakeClock``, starting at this module's T0."""
 
     def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        with self._lock:
-            self.now += timedelta(**delta)
-            return self.now
+        super().__init__(now)
 
 
-class Sender:
-    """A ``send`` that records messages and fails when told to."""
-
-    def __init__(self, fail: Callable[[Outgoing], bool] | None = None) -> None:
-        self.sent: list[Outgoing] = []
-        self.attempts: list[Outgoing] = []
-        self.fail = fail
-        self._lock = threading.Lock()
-
-    def __call__(self, message: Outgoing) -> None:
-        with self._lock:
-            self.attempts.append(message)
-            if self.fail is not None and self.fail(message):
-                raise ConnectionError(f"provider down for {message.key}")
-            self.sent.append(message)
-
-    def fail_first(self, n: int = 1) -> None:
-        count = iter(range(n))
-        self.fail = lambda _m: next(count, None) is not None
-
-    def kinds(self, contact: str | None = None) -> list[MessageKind]:
-        return [m.kind for m in self.sent if contact is None or m.contact == contact]
-
-    def keys(self) -> list[str]:
-        return [m.key for m in self.sent]
+#: A ``send`` that records messages and fails when told to.
+Sender = RecordingSender
 
 
 class Interceptor:

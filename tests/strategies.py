@@ -1,166 +1,42 @@
 """Hypothesis strategies for optin_core's records, inputs and policies.
 
-Hosts can copy these to property-test their own integration.
+The public ones are ``optin_core.testing``'s (the kit hosts use); this module
+binds them as the tests use them, and adds the tests' own.
 """
 
 from __future__ import annotations
 
-import contextlib
-from datetime import UTC, datetime, timedelta, timezone
+import functools
+from datetime import datetime
 
 from hypothesis import strategies as st
 
-from optin_core import (
-    Attest,
-    AuditEvent,
-    Consent,
-    ConsentState,
-    Inbound,
-    Input,
-    Mode,
-    OptinError,
-    Policy,
-    RequestOptIn,
-    Revoke,
-    SendText,
-    cancel_queued,
-    decide,
-)
+from optin_core import ConsentState, Input, Policy
 from optin_core._enums import Intent
 from optin_core._keywords import default_keyword_index
+from optin_core.testing import strategies as kit
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+#: The tests' reference time (a Monday morning).
+T0 = kit.T0
 
 #: Replies that exercise every intent, in several languages and spellings.
-REPLIES = [
-    "Yes",
-    "yes",
-    "YES!",
-    "Oui",
-    "oui !",
-    "ＯＵＩ",
-    "Sí",
-    "si",
-    "ja",
-    "sim",
-    "STOP",
-    "Stop.",
-    "stop texting me",
-    "Arrêt",
-    "arret",
-    "unsubscribe",
-    "baja",
-    "START",
-    "unstop",
-    "HELP",
-    "info",
-    "aide",
-    "No",
-    "non",
-    "maybe later",
-    "who is this?",
-    "👍",
-    "",
-    "Liked “Reply YES to receive texts”",
-    "please stop by the office",
-    "yes stop",
-    "Stopover?",
-]
-
-zones = st.sampled_from(
-    [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=2))]
-)
+REPLIES = list(kit.SAMPLE_REPLIES)
 
 #: Moments within a few days of T0, in a few zones, moving forward mostly.
-moments = st.builds(
-    lambda minutes, tz: (T0 + timedelta(minutes=minutes)).astimezone(tz),
-    st.integers(min_value=0, max_value=6 * 24 * 60),
-    zones,
-)
+moments = kit.moments()
 
 reply_texts = st.one_of(st.sampled_from(REPLIES), st.text(max_size=40))
-message_ids = st.sampled_from([f"m{i}" for i in range(12)])
-actors = st.sampled_from(["agent-1", "agent-2", "compliance"])
-greetings = st.one_of(
-    st.none(), st.sampled_from(["I'm Martha from Hearsay", "{org_name}", "Hi 👋"])
-)
-locales = st.one_of(st.none(), st.sampled_from(["en", "fr", "fr-CA", "es", "de"]))
 
 
 def inputs(at: st.SearchStrategy[datetime] = moments) -> st.SearchStrategy[Input]:
-    return st.one_of(
-        st.builds(RequestOptIn, at=at, greeting=greetings, by=actors, locale=locales),
-        st.builds(Inbound, text=reply_texts, at=at, message_id=message_ids),
-        st.builds(Inbound, text=reply_texts, at=at, message_id=message_ids),
-        st.builds(
-            SendText,
-            body=st.sampled_from(["Hello", "Your documents"]),
-            at=at,
-            by=actors,
-        ),
-        st.builds(
-            Attest,
-            method=st.sampled_from(["email", "paper"]),
-            at=at,
-            by=actors,
-            evidence=st.just("doc-1"),
-        ),
-        st.builds(Revoke, at=at, by=actors, reason=st.just("phone call")),
-    )
+    return kit.inputs(at, texts=reply_texts)
 
 
-policies = st.builds(
-    Policy,
-    org_name=st.just("Hearsay"),
-    mode=st.sampled_from(list(Mode)),
-    max_attempts=st.integers(1, 4),
-    max_reminders=st.integers(0, 3),
-    resend_after=st.sampled_from([timedelta(0), timedelta(hours=1), timedelta(days=1)]),
-    yes_restarts=st.booleans(),
-    allow_restart=st.booleans(),
-    decline_stops=st.booleans(),
-    confirm_stop=st.booleans(),
-    attestation_methods=st.sampled_from([frozenset(), frozenset({"email"})]),
-)
-
-
-@st.composite
-def consents(draw: st.DrawFn, max_steps: int = 12) -> Consent:
-    """A record reached by applying random inputs through ``decide``."""
-    policy = draw(policies)
-    consent = Consent.new(draw(st.sampled_from(["+15555550100", "+33612345678"])))
-    for inp in draw(st.lists(inputs(), max_size=max_steps)):
-        with contextlib.suppress(OptinError):
-            consent = decide(consent, inp, policy).consent
-    return consent
-
-
-@st.composite
-def conversations(
-    draw: st.DrawFn, max_steps: int = 16
-) -> tuple[Policy, Consent, tuple[AuditEvent, ...]]:
-    """A policy, and the head and log of a contact driven through ``decide``
-    by random inputs, as a store would keep them. When a decision stops the
-    contact, a random part of the texts decided since the last stop is taken
-    as still queued, so cancellations are logged too (``cancel_queued``)."""
-    policy = draw(policies)
-    consent = Consent.new(draw(st.sampled_from(["+15555550100", "+33612345678"])))
-    log: list[AuditEvent] = []
-    queued: list[object] = []
-    for inp in draw(st.lists(inputs(), max_size=max_steps)):
-        try:
-            decision = decide(consent, inp, policy)
-        except OptinError:
-            continue
-        if any(e.to_state is ConsentState.STOPPED for e in decision.events):
-            still = [m for m in queued if draw(st.booleans())]
-            decision = cancel_queued(decision, still, policy)  # type: ignore[arg-type]
-            queued = []
-        queued.extend(m for m in decision.outgoing)
-        consent = decision.consent
-        log.extend(decision.events)
-    return policy, consent, tuple(log)
-
+policies = kit.policies(org_name="Hearsay")
+#: A record reached by applying random inputs through ``decide``.
+consents = functools.partial(kit.consents, policy=policies, texts=reply_texts)
+#: A policy, and the head and log of a contact driven through ``decide``.
+conversations = functools.partial(kit.conversations, policy=policies, texts=reply_texts)
 
 states = st.sampled_from(list(ConsentState))
 
@@ -168,7 +44,7 @@ states = st.sampled_from(list(ConsentState))
 # -- reply texts: what contacts type, and what no one types --------------
 
 #: Every str, including lone surrogates, controls and unassigned code points.
-any_text = st.text(st.characters(codec=None), max_size=200)
+any_text = kit.any_text()
 
 #: Locales as hosts send them: shipped, regional, odd spellings and garbage.
 locales_any = st.one_of(
@@ -179,15 +55,8 @@ locales_any = st.one_of(
     st.text(max_size=12),
 )
 
-_PUNCT = list(".!?,;:…-_*()[]\"'«»“”„ ")
-_EMOJI = ["🛑", "👍", "😡", "🙏", "❤️", "😀", "👋🏽", "🇫🇷"]
-_INVISIBLE = ["\u200b", "\u200d", "\ufeff", "\u2060", "\u00ad"]
-_SPACES = [" ", "  ", "\t", "\n", "\u00a0", "\u202f", "\u3000"]
-
 #: Things that may surround a reply without changing its meaning.
-decorations = st.lists(
-    st.sampled_from(_PUNCT + _EMOJI + _INVISIBLE + _SPACES), max_size=6
-).map("".join)
+decorations = kit.decorations()
 
 
 def _keywords(intent: Intent, *, strong_only: bool = False) -> list[str]:
@@ -212,11 +81,9 @@ stop_keywords = _cased(_keywords(Intent.STOP))
 strong_stop_keywords = _cased(_keywords(Intent.STOP, strong_only=True))
 
 
-@st.composite
-def keyword_texts(draw: st.DrawFn, intent: Intent) -> str:
+def keyword_texts(intent: Intent) -> st.SearchStrategy[str]:
     """A keyword of ``intent`` with decorations around it."""
-    word = draw(_cased(_keywords(intent)))
-    return draw(decorations) + word + draw(decorations)
+    return kit.keyword_replies(intents=[intent])
 
 
 # -- reactions and quotes of our own words (issue 16) ----------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from optin_core._catalog import check_catalogs, render_message
@@ -165,3 +167,60 @@ def test_sms_info() -> None:
     assert sms_info("\ud800").units == 1
     with pytest.raises(TypeError):
         sms_info(None)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# Receipt wording (issue 12)
+
+
+def test_every_catalog_words_every_receipt_entry() -> None:
+    from typing import get_args
+
+    from optin_core import ConsentState, Trigger
+    from optin_core._catalog import RECEIPT_WORDING, receipt_wording
+    from optin_core._records import INPUT_KINDS
+    from optin_core.stores._base import DELIVERY_STATUSES, MessageStatus
+
+    needed = (
+        {f"receipt_trigger_{t.value}" for t in Trigger}
+        | {f"receipt_state_{s.value}" for s in ConsentState}
+        | {f"receipt_input_{kind}" for kind in INPUT_KINDS}
+        | {f"receipt_status_{s}" for s in get_args(MessageStatus)}
+        | {f"receipt_delivery_{s}" for s in DELIVERY_STATUSES}
+    )
+    assert needed <= set(RECEIPT_WORDING)
+    english = receipt_wording("en")
+    for locale in available_locales():
+        words = receipt_wording(locale)
+        assert set(words) == set(RECEIPT_WORDING), locale
+        for msgid, text in words.items():
+            assert text.strip(), (locale, msgid)
+            names = set(re.findall(r"\{([^{}]*)\}", text))
+            assert names == set(RECEIPT_WORDING[msgid]), (locale, msgid)
+        if locale != "en":
+            translated = [k for k in words if words[k] != english[k]]
+            assert len(translated) > 0.8 * len(words), locale
+
+
+def test_receipt_entry_problems_are_reported() -> None:
+    from optin_core._catalog import _receipt_problems
+
+    catalog = {
+        "receipt_verified": ("{count} ok {extra}", False),
+        "receipt_erased": ("on {date}", True),
+        "receipt_title": ("  ", False),
+    }
+    problems = _receipt_problems("xx", catalog)
+    assert "xx/receipt_verified: unknown placeholder {extra}" in problems
+    assert "xx/receipt_erased: fuzzy" in problems
+    assert "xx/receipt_erased: missing placeholder {by}" in problems
+    assert "xx/receipt_title: empty" in problems
+    assert "xx/receipt_contact: missing" in problems
+
+
+def test_receipt_placeholders_are_filled_literally() -> None:
+    from optin_core._catalog import fill
+
+    assert fill("{by} on {date} {other}", {"by": "{date}", "date": "\\1"}) == (
+        "{date} on \\1 {other}"
+    )

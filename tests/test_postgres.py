@@ -461,7 +461,7 @@ def test_conflict_backoff_grows_then_is_forgotten(store: PostgresStore) -> None:
 
 
 def test_a_lasting_deadlock_outside_put_is_raised(store: PostgresStore) -> None:
-    def always() -> Any:
+    def always(*_args: Any) -> Any:
         yield _Sql("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END $$")
         return []
 
@@ -719,13 +719,13 @@ def test_other_operations_retry_deadlocks(store: PostgresStore, dsn: str) -> Non
     calls = [0]
     steps = store._contacts_steps
 
-    def flaky() -> Any:
+    def flaky(*args: Any) -> Any:
         calls[0] += 1
         if calls[0] == 1:
             yield _Sql(
                 "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END $$"
             )
-        return (yield from steps())
+        return (yield from steps(*args))
 
     store._contacts_steps = flaky  # type: ignore[method-assign]
     assert store.contacts() == [A]

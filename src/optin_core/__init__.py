@@ -16,9 +16,11 @@ from ._catalog import render_message
 from ._chain import canonical_bytes, event_digest
 from ._core import cancel_queued, cancelled_by_stop, decide, may_text, sendable
 from ._enums import ConsentState, Intent, MatchRule, MessageKind, Outcome, Trigger
+from ._erase import ErasedLog, Erasure
 from ._errors import (
     ContactStopped,
     DuplicateMessage,
+    ImportRefused,
     InvalidGreeting,
     InvalidInput,
     MethodNotAccepted,
@@ -30,13 +32,16 @@ from ._errors import (
     SendBlocked,
     StaleVersion,
     StoreUnavailable,
+    UnknownContact,
     UnknownLocale,
 )
 from ._keywords import KeywordCollision, KeywordIndex, build_keyword_index
 from ._locale import available_locales, locale_chain, require_locale
 from ._log import ConsentLog, replay, verify
 from ._machine import ConsentMachine, mermaid
-from ._parser import OwnWords, ParsedReply, normalize, own_words, parse_reply
+from ._normalize import normalize
+from ._parser import OwnWords, keyword_language, own_words, parse_reply
+from ._personal import Redacted
 from ._phone import canonical_contact, normalize_phone, phone_key
 from ._policy import Mode, Policy
 from ._records import (
@@ -48,16 +53,20 @@ from ._records import (
     AuditEvent,
     Consent,
     Decision,
+    Import,
     Inbound,
     Input,
     Outgoing,
+    ParsedReply,
     ProviderOptOut,
     RequestOptIn,
     Revoke,
     SendText,
 )
-from ._service import AsyncConsentService, ConsentService, SendErrorHandler
+from ._service import AsyncConsentService, ConsentService, Progress, SendErrorHandler
 from ._sms import SmsInfo, sms_info
+from ._transfer import ImportReport, ImportRow
+from ._version import __version__
 from .stores import (
     AsyncStore,
     Lease,
@@ -66,6 +75,7 @@ from .stores import (
     SQLiteStore,
     Store,
 )
+from .stores._base import MessageRecord
 
 if TYPE_CHECKING:
     from .stores.postgres import AsyncPostgresStore, PostgresStore
@@ -78,8 +88,6 @@ def __getattr__(name: str) -> Any:
         return getattr(_stores, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MAX_CONTACT_LENGTH",
@@ -99,6 +107,12 @@ __all__ = [
     "ContactStopped",
     "Decision",
     "DuplicateMessage",
+    "ErasedLog",
+    "Erasure",
+    "Import",
+    "ImportRefused",
+    "ImportReport",
+    "ImportRow",
     "Inbound",
     "Input",
     "Intent",
@@ -110,6 +124,7 @@ __all__ = [
     "MatchRule",
     "MemoryStore",
     "MessageKind",
+    "MessageRecord",
     "MessageStatus",
     "MethodNotAccepted",
     "Mode",
@@ -121,9 +136,11 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PostgresStore",
+    "Progress",
     "ProviderOptOut",
     "RecipientOptedOut",
     "RecordError",
+    "Redacted",
     "RequestOptIn",
     "ResendNotAllowed",
     "Revoke",
@@ -136,6 +153,7 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "Trigger",
+    "UnknownContact",
     "UnknownLocale",
     "__version__",
     "available_locales",
@@ -146,6 +164,7 @@ __all__ = [
     "canonical_contact",
     "decide",
     "event_digest",
+    "keyword_language",
     "locale_chain",
     "may_text",
     "mermaid",

@@ -20,7 +20,7 @@ from babel.messages.pofile import read_po
 from optin_core._enums import MessageKind
 from optin_core._locale import _negotiate, available_locales, locale_chain
 
-__all__ = ["check_catalogs", "render_message"]
+__all__ = ["RECEIPT_WORDING", "check_catalogs", "receipt_wording", "render_message"]
 
 _PLACEHOLDER_RE: Final = re.compile(r"\{([^{}]*)\}")
 _KNOWN: Final = frozenset({"org_name", "program_name"})
@@ -37,6 +37,136 @@ _REQUIRED: Final[Mapping[MessageKind, frozenset[str]]] = {
 }
 # Not GSM-7, and French typography would slip them in before "!" or ":".
 _FORBIDDEN_SPACES: Final = ("\u00a0", "\u202f", "\u2007")
+
+
+#: The wording of consent receipts (``ConsentService.receipt``), by msgid,
+#: with the placeholders each must carry (filled literally, never by
+#: ``str.format``). Every shipped catalog translates every one.
+RECEIPT_WORDING: Final[Mapping[str, frozenset[str]]] = {
+    **{
+        name: frozenset()
+        for name in (
+            "receipt_title",
+            "receipt_contact",
+            "receipt_state",
+            "receipt_log",
+            "receipt_stops",
+            "receipt_none",
+            "receipt_head_digest",
+            "receipt_redacted",
+            "receipt_when",
+            "receipt_input",
+            "receipt_actor",
+            "receipt_policy",
+            "receipt_reply",
+            "receipt_rule",
+            "receipt_keyword",
+            "receipt_greeting",
+            "receipt_wording",
+            "receipt_message",
+            "receipt_delivery",
+            "receipt_provider_id",
+            "receipt_sent_at",
+            "receipt_report",
+            "receipt_no_record",
+            "receipt_method",
+            "receipt_evidence",
+            "receipt_reason",
+            "receipt_withdrawn",
+            "receipt_input_at",
+            "receipt_version",
+            "receipt_message_id",
+        )
+    },
+    "receipt_verified": frozenset({"count"}),
+    "receipt_not_verified": frozenset({"problem"}),
+    "receipt_erased": frozenset({"date", "by"}),
+    **{
+        f"receipt_state_{state}": frozenset()
+        for state in ("new", "pending", "opted_in", "disclosed", "stopped")
+    },
+    **{
+        f"receipt_trigger_{trigger}": frozenset()
+        for trigger in (
+            "request",
+            "resend",
+            "disclose",
+            "consent",
+            "upgrade",
+            "restart",
+            "stop",
+            "decline",
+            "revoke",
+            "attest",
+            "remind",
+            "help",
+            "text",
+            "pause",
+            "cancel",
+            "expire",
+            "dead_letter",
+            "signup",
+            "import_stop",
+            "import_opt_in",
+        )
+    },
+    **{
+        f"receipt_input_{kind}": frozenset()
+        for kind in (
+            "request_opt_in",
+            "inbound",
+            "send_text",
+            "attest",
+            "revoke",
+            "provider_opt_out",
+            "message_expired",
+            "message_failed",
+            "import",
+        )
+    },
+    **{
+        f"receipt_status_{status}": frozenset()
+        for status in (
+            "pending",
+            "sent",
+            "cancelled",
+            "expired",
+            "failed",
+            "quarantined",
+        )
+    },
+    **{
+        f"receipt_delivery_{status}": frozenset()
+        for status in ("delivered", "undelivered", "failed")
+    },
+}
+
+
+def receipt_wording(locale: str | None, default_locale: str = "en") -> dict[str, str]:
+    """Every receipt msgid's text in ``locale`` (the locale ladder, as for
+    messages: ``fr-CA`` falls back to ``fr``, then the default, then
+    English), placeholders left in.
+
+    .. versionadded:: 0.2.0
+    """
+    found: dict[str, str] = {}
+    for step in reversed(locale_chain(locale, default_locale)):
+        catalog = _catalog(step)
+        for msgid in RECEIPT_WORDING:
+            entry = catalog.get(msgid)
+            if entry is not None and entry[0] and not entry[1]:
+                found[msgid] = entry[0]
+    return found
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with ``{name}`` replaced by ``values[name]`` literally
+    (a value holding braces or backslashes stays as it is)."""
+
+    def replace(m: re.Match[str]) -> str:
+        return values.get(m.group(1), m.group(0))
+
+    return _PLACEHOLDER_RE.sub(replace, template)
 
 
 def _kinds() -> tuple[MessageKind, ...]:
@@ -161,8 +291,9 @@ def check_catalogs() -> list[str]:
         if not catalog:
             problems.append(f"{locale}: catalog missing or unreadable")
             continue
-        for msgid in sorted(set(catalog) - set(expected)):
+        for msgid in sorted(set(catalog) - set(expected) - set(RECEIPT_WORDING)):
             problems.append(f"{locale}/{msgid}: unknown msgid")
+        problems.extend(_receipt_problems(locale, catalog))
         for msgid, kind in expected.items():
             entry = catalog.get(msgid)
             if entry is None:
@@ -181,4 +312,29 @@ def check_catalogs() -> list[str]:
                 problems.append(f"{locale}/{msgid}: missing placeholder {{{name}}}")
             if any(space in text for space in _FORBIDDEN_SPACES):
                 problems.append(f"{locale}/{msgid}: non-breaking space")
+    return problems
+
+
+def _receipt_problems(
+    locale: str, catalog: Mapping[str, tuple[str, bool]]
+) -> list[str]:
+    """A catalog's problems with the receipt wording: missing, fuzzy or
+    empty entries, placeholders other than the msgid's."""
+    problems: list[str] = []
+    for msgid, needed in RECEIPT_WORDING.items():
+        entry = catalog.get(msgid)
+        if entry is None:
+            problems.append(f"{locale}/{msgid}: missing")
+            continue
+        text, fuzzy = entry
+        if fuzzy:
+            problems.append(f"{locale}/{msgid}: fuzzy")
+        if not text.strip():
+            problems.append(f"{locale}/{msgid}: empty")
+            continue
+        names = set(_PLACEHOLDER_RE.findall(text))
+        for name in sorted(names - needed):
+            problems.append(f"{locale}/{msgid}: unknown placeholder {{{name}}}")
+        for name in sorted(needed - names):
+            problems.append(f"{locale}/{msgid}: missing placeholder {{{name}}}")
     return problems

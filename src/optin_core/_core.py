@@ -1,9 +1,10 @@
 """The pure core: ``decide(consent, input, policy) -> Decision``.
 
-``decide`` evaluates the guards of SPEC's rules (resend limits, reminder caps,
-ordering, duplicates, the loop guard, the policy's switches) and picks the
-machine trigger; :func:`optin_core._machine.fire` alone moves the record. No
-clock, no I/O, no randomness: time and ids come in with the input.
+``decide`` evaluates the guards of the consent rules (docs/rules.md: resend
+limits, reminder caps, ordering, duplicates, the loop guard, the policy's
+switches) and picks the machine trigger; :func:`optin_core._machine.fire`
+alone moves the record. No clock, no I/O, no randomness: time and ids come in
+with the input.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ._errors import (
 )
 from ._locale import require_locale
 from ._machine import EFFECTS, fire, repeat_key, withdrawn_by
-from ._parser import ParsedReply, parse_reply
+from ._parser import keyword_language, parse_reply
 from ._policy import Mode, Policy
 from ._quiet import quiet_until, zone
 from ._records import (
@@ -31,11 +32,13 @@ from ._records import (
     AuditEvent,
     Consent,
     Decision,
+    Import,
     Inbound,
     Input,
     MessageExpired,
     MessageFailed,
     Outgoing,
+    ParsedReply,
     ProviderOptOut,
     RequestOptIn,
     Revoke,
@@ -111,9 +114,11 @@ def decide(
             policy,
             f"given up after {input.attempts} failed attempts: {input.error}",
         )
+    if isinstance(input, Import):
+        return _import(consent, input, policy)
     raise TypeError(
         "input must be RequestOptIn, Inbound, SendText, Attest, Revoke, "
-        "ProviderOptOut, MessageExpired or MessageFailed, got "
+        "ProviderOptOut, MessageExpired, MessageFailed or Import, got "
         f"{type(input).__name__}"
     )
 
@@ -236,6 +241,7 @@ def _fire(
     send: bool = True,
     text: str | None = None,
     locale: str | None = None,
+    answer: str | None = None,
     reply: ParsedReply | None = None,
     actor: str | None = None,
     message_id: str | None = None,
@@ -248,16 +254,17 @@ def _fire(
     """Fire ``trigger`` with the message its effect sends, if ``send``.
 
     ``text`` is the message when the caller composed it (a request with its
-    greeting, the agent's text); otherwise the policy renders it. A stop
-    confirmation carries its deadline (the input's time plus
-    ``policy.stop_confirmation_window``).
+    greeting, the agent's text); otherwise the policy renders it, in
+    ``answer`` when given (the language of the contact's keyword), else in
+    the contact's locale. A stop confirmation carries its deadline (the
+    input's time plus ``policy.stop_confirmation_window``).
     """
     kind = EFFECTS[trigger] if send else None
     messages: tuple[tuple[MessageKind, str, str, datetime | None], ...] = ()
     if kind is not None:
         contact_locale = consent.locale if locale is None else locale
         if text is None:
-            body, used = policy.message(kind, contact_locale)
+            body, used = policy.message(kind, answer or contact_locale)
         else:
             body, used = text, contact_locale or policy.default_locale
         window = policy.stop_confirmation_window
@@ -321,12 +328,18 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy, ns: str) -> Decisio
             return make_decision(consent, (), (), reply, Outcome.PAUSED)
         if reason is not None:
             trigger, send = Trigger.PAUSE, False
+    # A keyword of one language (ARRET, AIDE, Oui) is answered in it, and
+    # gives a contact without a locale theirs; a shared one (STOP) leaves
+    # the contact's locale to decide.
+    language = keyword_language(reply, policy.keywords)
     consent, event = _fire(
         consent,
         trigger,
         msg,
         policy,
         send=send,
+        locale=language if consent.locale is None else None,
+        answer=language,
         reply=reply,
         actor="contact",
         message_id=msg.message_id,
@@ -379,6 +392,13 @@ def _inbound_trigger(
         if state is _DISCLOSED:
             return Trigger.UPGRADE, False
         if state is _NEW:
+            signup = policy.keyword_opt_in
+            if signup == "single":
+                return Trigger.SIGNUP, policy.confirm_opt_in
+            if signup == "double":
+                if policy.mode is Mode.DISCLAIMER:
+                    return Trigger.DISCLOSE, True
+                return Trigger.REQUEST, True
             return Outcome.CONVERSATION, False  # never saw any wording
         return Outcome.UNCHANGED, False
     if state is not _PENDING:
@@ -634,5 +654,42 @@ def _revoke(consent: Consent, req: Revoke, policy: Policy, ns: str) -> Decision:
         actor=req.by,
         reason=req.reason,
         namespace=ns,
+    )
+    return _decision(consent, event)
+
+
+def _import(consent: Consent, req: Import, policy: Policy) -> Decision:
+    """Another system's stop or opt-in (an import). A stop always applies;
+    an opt-in never over a stop (only the contact restarts, by texting
+    START) and changes nothing for a contact who already opted in. Nothing
+    is sent: the contact did not write to us. The row's ``import_id`` is the
+    event's message id, so the same row imported again is a duplicate."""
+    if req.import_id in consent.recent_message_ids:
+        return make_decision(consent, (), (), None, Outcome.DUPLICATE)
+    state = consent.state
+    if req.state is _STOPPED:
+        if state is _STOPPED:
+            return make_decision(consent, (), (), None, Outcome.UNCHANGED)
+        trigger = Trigger.IMPORT_STOP
+    else:
+        if state is _STOPPED:
+            raise ContactStopped(consent.contact, what="an imported opt-in")
+        if state is ConsentState.OPTED_IN:
+            return make_decision(consent, (), (), None, Outcome.UNCHANGED)
+        trigger = Trigger.IMPORT_OPT_IN
+    since = "unknown" if req.since is None else req.since.isoformat()
+    evidence = f"{req.state.value} since {since}"
+    if req.evidence:
+        evidence += f"; {req.evidence}"
+    consent, event = _fire(
+        consent,
+        trigger,
+        req,
+        policy,
+        send=False,
+        actor=req.by,
+        message_id=req.import_id,
+        method=f"import:{req.source}",
+        evidence=evidence,
     )
     return _decision(consent, event)

@@ -73,6 +73,11 @@ class MatchRule(_Enum):
     SENTENCE_START = "sentence_start"
     #: The message ends with a stop keyword ("I never signed up, stop").
     LAST_WORD = "last_word"
+    #: A stop phrase that can only mean our texts, inside a longer message
+    #: ("Hi, can you stop texting me, I'm at work").
+    #:
+    #: .. versionadded:: 0.2.0
+    PHRASE = "phrase"
     #: Consent accepted only because the policy is lenient ("Yes please").
     LENIENT = "lenient"
     #: The message is a phone reaction quoting another message.
@@ -149,6 +154,15 @@ class Trigger(enum.StrEnum):
     EXPIRE = "expire"
     #: A queued message failed too often and was given up (the dead letter).
     DEAD_LETTER = "dead_letter"
+    #: A new contact texted a sign-up keyword (single opt-in, when the
+    #: policy's ``keyword_opt_in`` allows it).
+    SIGNUP = "signup"
+    #: A stop carried over from another system (an import): it always
+    #: applies, whatever the contact's state.
+    IMPORT_STOP = "import_stop"
+    #: An opt-in carried over from another system (an import): it applies
+    #: only to a contact that never stopped (NEW, PENDING, DISCLOSED).
+    IMPORT_OPT_IN = "import_opt_in"
 
 
 class Outcome(_Enum):

@@ -16,6 +16,7 @@ from typing import ClassVar
 __all__ = [
     "ContactStopped",
     "DuplicateMessage",
+    "ImportRefused",
     "InvalidGreeting",
     "InvalidInput",
     "MethodNotAccepted",
@@ -27,6 +28,7 @@ __all__ = [
     "SendBlocked",
     "StaleVersion",
     "StoreUnavailable",
+    "UnknownContact",
     "UnknownLocale",
 ]
 
@@ -321,4 +323,36 @@ class RecordError(OptinError, ValueError):
         super().__init__(
             f"consent record{who} is invalid at {field!r}: {problem}; restore it "
             "from its history or a backup, never by guessing"
+        )
+
+
+class UnknownContact(OptinError, LookupError):
+    """An action needs a contact the store has no record of (erasing a
+    contact never seen).
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, contact: str, *, what: str) -> None:
+        self.contact = contact
+        super().__init__(
+            f"no record of contact {contact!r}, so {what} is refused; check the "
+            "contact id (as the service normalises it) and the store"
+        )
+
+
+class ImportRefused(OptinError, ValueError):
+    """An import file was refused before anything was written: ``line`` is
+    the number of the first line (JSONL) or row (CSV, the header is row 1)
+    that cannot be read, and ``problem`` why.
+
+    .. versionadded:: 0.2.0
+    """
+
+    def __init__(self, line: int, problem: str) -> None:
+        self.line = line
+        self.problem = problem
+        super().__init__(
+            f"import refused at line {line}: {problem}; nothing was written "
+            "(fix the file, or pass continue_on_error=True to skip such lines)"
         )

@@ -1,12 +1,17 @@
-"""Keyword packs and the precompiled index the parser reads.
+"""Keyword packs and the precompiled index the parser reads: data only.
 
 The packs are JSON files under ``optin_core/keywords/``, one per locale, so a
 translator or a compliance reviewer can read and edit them; every keyword
 cites its sources (keys of ``keywords/sources.json``, or ``native`` for the
 obvious words of a language). :func:`build_keyword_index` turns them, plus a
-policy's extra words, into lookup tables built once and shared by every
-parse: dicts from normalised text to results, and the ready-made replies for
-the spellings people type most ("YES", "Stop.", "Oui !").
+policy's extra words and the languages it serves, into lookup tables built
+once and shared by every parse: dicts from normalised text to results, and
+the ready-made replies for the spellings people type most ("YES", "Stop.",
+"Oui !").
+
+What a match *means* (first word, sentence start, "stop by", reactions...)
+is decided in :mod:`optin_core._parser`, which reads these tables; this
+module imports nothing from it.
 """
 
 from __future__ import annotations
@@ -14,16 +19,24 @@ from __future__ import annotations
 import functools
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Final
 
 import attrs
 
-from optin_core import _locale, _parser
+from optin_core import _locale
 from optin_core._enums import Intent, MatchRule
 from optin_core._locale import available_locales, locale_chain, require_locale
+from optin_core._normalize import (
+    ALNUM_RUN_RE,
+    accent_form,
+    canonical,
+    fold,
+    fold_chars,
+    normalize,
+)
+from optin_core._records import ParsedReply
 
 __all__ = [
     "Keyword",
@@ -33,6 +46,7 @@ __all__ = [
     "default_keyword_index",
     "lint_keywords",
     "load_packs",
+    "served_languages",
 ]
 
 #: Pack order when a keyword is in several packs and none is in the
@@ -57,9 +71,9 @@ _PRIORITY: Final = (
     Intent.HELP,
     Intent.DECLINE,
 )
-_STRENGTHS: Final = frozenset({"strong", "weak", "exact"})
-_QUOTES: Final = "\"“”„‟«»‹›'‘’‚‛「」『』＂"
-_ELLIPSES: Final = ("…", "...")
+_STRENGTHS: Final = frozenset({"anywhere", "strong", "weak", "exact"})
+#: The quote marks phones put around a reaction's quoted message.
+QUOTES: Final = "\"“”„‟«»‹›'‘’‚‛「」『』＂"
 _COMMON_REGIONS: Final = (
     *("en-US", "en-GB", "en-CA", "en-AU", "en-IE", "en-NZ"),
     *("fr-FR", "fr-BE", "fr-CH", "fr-LU"),
@@ -76,13 +90,16 @@ class Keyword:
 
     ``keyword`` is the normalised form matched against replies, ``written``
     the form in the pack. ``strength`` applies to stop words: ``"strong"``
-    ones count as the first word of the message or of a sentence, or
-    anywhere in a short message, unless a listed neighbour makes them
-    ordinary words (``not_after``: "stop *by*", ``not_before``: "*bus* stop");
+    ones count as the first word of the message or of a sentence, as its
+    last word, or anywhere in a short message, unless a listed neighbour
+    makes them ordinary words (``not_after``: "stop *by*", ``not_before``:
+    "*bus* stop"); ``"anywhere"`` ones (phrases that can only mean our
+    texts: "stop texting", "ne m'écrivez plus") count at any position too;
     ``"weak"`` ones (END, CANCEL, BAJA...) count only alone or among polite
     words ("cancel please"). Other intents are ``"exact"``.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 the ``"anywhere"`` strength.
     """
 
     keyword: str
@@ -100,37 +117,47 @@ class KeywordCollision:
     """A keyword that means two intents for one locale chain.
 
     ``locale`` is the first locale whose chain sees the collision (``"*"``
-    when a policy reports one for every locale).
+    when a policy reports one for every locale); ``locales`` the packs that
+    list the keyword under one of ``intents`` (a word that means consent in
+    one language the policy serves and stop in another names both).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``locales``.
     """
 
     keyword: str
     locale: str
     intents: tuple[Intent, ...]
     sources: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)
-class _Phrase:
+class Phrase:
+    """A keyword as the parser's word rules read it, merged across packs:
+    its words, the packs that list it, and how strongly it means stop."""
+
     tokens: tuple[str, ...]
     keyword: str
     intent: Intent
     strong: bool
+    anywhere: bool
     locales: tuple[str, ...]
     not_after: frozenset[str]
     not_before: frozenset[str]
 
 
-def _attribute(locales: tuple[str, ...], chain: tuple[str, ...]) -> str:
+def attribute(locales: tuple[str, ...], chain: tuple[str, ...]) -> str:
+    """The pack a match is attributed to: the first of the contact's chain
+    that lists it, else the first of ``locales`` (in :data:`PACK_ORDER`)."""
     for loc in chain:
         if loc in locales:
             return loc
     return locales[0]
 
 
-def _canonical(word: str) -> str:
-    return " ".join(_parser._words(_parser.normalize(word))[0])
+def _language(locale: str) -> str:
+    return locale.partition("-")[0]
 
 
 @functools.cache
@@ -172,22 +199,22 @@ def _pack_entries(pack: Mapping[str, Any]) -> list[Keyword]:
             )
             if strength not in _STRENGTHS:
                 raise ValueError(f"{locale}/{written}: unknown strength {strength!r}")
-            canonical = _canonical(written)
-            if not canonical:
+            normal = canonical(written)
+            if not normal:
                 raise ValueError(f"{locale}: keyword {written!r} has no letters")
             out.append(
                 Keyword(
-                    keyword=canonical,
+                    keyword=normal,
                     written=written,
                     intent=intent,
                     locale=locale,
                     strength=strength,
                     sources=tuple(item["sources"]),
                     not_after=frozenset(
-                        _canonical(w) for w in item.get("not_after", ())
+                        canonical(w) for w in item.get("not_after", ())
                     ),
                     not_before=frozenset(
-                        _canonical(w) for w in item.get("not_before", ())
+                        canonical(w) for w in item.get("not_before", ())
                     ),
                 )
             )
@@ -209,14 +236,14 @@ def _extra_entries(
             if isinstance(words, str):
                 raise TypeError(f"extra keywords {intent.value}/{loc}: expected a list")
             for word in words:
-                canonical = _canonical(word)
-                if not canonical:
+                normal = canonical(word)
+                if not normal:
                     raise ValueError(
                         f"extra keywords {intent.value}/{loc}: {word!r} has no letters"
                     )
                 out.append(
                     Keyword(
-                        keyword=canonical,
+                        keyword=normal,
                         written=word,
                         intent=intent,
                         locale=canonical_loc,
@@ -235,45 +262,24 @@ def _words_of(
     words: set[str] = set()
     for pack in packs:
         for word in pack.get(key, {}).get(field, ()):
-            words.update(_canonical(word).split())
+            words.update(canonical(word).split())
     return frozenset(words)
 
 
-#: Emoji that Unicode files as punctuation rather than symbols.
-_PUNCTUATION_EMOJI: Final = frozenset("‼⁉〰〽")
-
-
-def _emoji_start(text: str) -> bool:
-    """Whether ``text`` opens with an emoji, spaces and invisible characters
-    aside: Google Messages' reactions read "👍 to “…”". An emoji is a symbol,
-    one of the few punctuation emoji ("‼️"), or any character shown as an
-    emoji by the variation selector that follows it."""
-    for i, ch in enumerate(text[:32]):
-        if ch.isspace():
-            continue
-        category = unicodedata.category(ch)
-        if category == "Cf":
-            continue
-        return (
-            category == "So"
-            or ch in _PUNCTUATION_EMOJI
-            or text[i + 1 : i + 2] == "\ufe0f"
-        )
-    return False
-
-
-def _phrases(entries: Iterable[Keyword]) -> dict[str, tuple[_Phrase, ...]]:
+def _phrases(entries: Iterable[Keyword]) -> dict[str, tuple[Phrase, ...]]:
     """Phrases merged across packs, keyed by first token, longest first."""
     merged: dict[tuple[Intent, str], list[Keyword]] = {}
     for e in entries:
         merged.setdefault((e.intent, e.keyword), []).append(e)
-    by_first: dict[str, list[_Phrase]] = {}
+    by_first: dict[str, list[Phrase]] = {}
     for (intent, keyword), group in merged.items():
-        phrase = _Phrase(
+        anywhere = any(e.strength == "anywhere" for e in group)
+        phrase = Phrase(
             tokens=tuple(keyword.split()),
             keyword=keyword,
             intent=intent,
-            strong=any(e.strength == "strong" for e in group),
+            strong=anywhere or any(e.strength == "strong" for e in group),
+            anywhere=anywhere,
             locales=_ordered(e.locale for e in group),
             not_after=frozenset().union(*(e.not_after for e in group)),
             not_before=frozenset().union(*(e.not_before for e in group)),
@@ -283,6 +289,13 @@ def _phrases(entries: Iterable[Keyword]) -> dict[str, tuple[_Phrase, ...]]:
         first: tuple(sorted(group, key=lambda p: -len(p.tokens)))
         for first, group in by_first.items()
     }
+
+
+def _anchor(tokens: tuple[str, ...]) -> str:
+    """The alphanumeric run a text must contain to hold the phrase
+    ``tokens``: its longest (the first of equals)."""
+    runs: list[str] = [run for t in tokens for run in ALNUM_RUN_RE.findall(t)]
+    return max(runs, key=len)
 
 
 def _ordered(locales: Iterable[str]) -> tuple[str, ...]:
@@ -306,17 +319,23 @@ class KeywordIndex:
     """Precompiled keyword tables; immutable, built once, shared by parses.
 
     Build one with :func:`build_keyword_index` (a policy does, once);
-    :func:`default_keyword_index` is the shared built-in one.
+    :func:`default_keyword_index` is the shared built-in one. The tables are
+    data: :mod:`optin_core._parser` holds every rule that reads them.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``languages``: the consent and re-subscribe
+       words of these languages count for every contact.
     """
 
     __slots__ = (
         "_chains",
         "_chains_en",
         "_consent",
+        "_consent_ok",
         "_entries",
         "_exact",
+        "_langs",
+        "_languages",
         "_lenient_words",
         "_polite",
         "_polite_phrases",
@@ -332,6 +351,7 @@ class KeywordIndex:
         "_reaction_re",
         "_reaction_tails",
         "_screen",
+        "_served",
         "_stop",
         "_third_party",
         "_tp_determiners",
@@ -340,19 +360,27 @@ class KeywordIndex:
         "_tp_things",
         "_tp_yes",
         "_weak_company",
+        "_written",
     )
 
     _entries: tuple[Keyword, ...]
-    _stop: dict[str, tuple[_Phrase, ...]]
-    _polite_phrases: dict[str, tuple[_Phrase, ...]]
-    _consent: dict[str, tuple[_Phrase, ...]]
+    _languages: tuple[str, ...]
+    _served: frozenset[str]
+    _stop: dict[str, tuple[Phrase, ...]]
+    _polite_phrases: dict[str, tuple[Phrase, ...]]
+    _consent: dict[str, tuple[Phrase, ...]]
     _polite: frozenset[str]
     _lenient_words: frozenset[str]
     _weak_company: frozenset[str]
-    _exact: dict[tuple[str, ...], dict[str, tuple[Intent, str, str]]]
+    _exact: dict[
+        tuple[str, ...], dict[str, tuple[Intent, str, str, dict[str, str] | None]]
+    ]
+    _consent_ok: dict[tuple[str, ...], frozenset[str]]
+    _langs: dict[tuple[Intent, str], frozenset[str]]
+    _written: dict[tuple[Intent, str], dict[str, frozenset[str]]]
     _chains_en: dict[str | None, tuple[str, ...]]
     _chains: dict[tuple[str | None, str], tuple[str, ...]]
-    _prebuilt: dict[tuple[str, ...], dict[str, _parser.ParsedReply]]
+    _prebuilt: dict[tuple[str, ...], dict[str, ParsedReply]]
     _prebuilt_max: int
     _reaction_re: re.Pattern[str] | None
     _reaction_emoji_re: re.Pattern[str] | None
@@ -372,7 +400,10 @@ class KeywordIndex:
     _tp_things: frozenset[str]
 
     def __init__(
-        self, packs: Iterable[Mapping[str, Any]], extra: list[Keyword]
+        self,
+        packs: Iterable[Mapping[str, Any]],
+        extra: list[Keyword],
+        languages: Iterable[str] | None = None,
     ) -> None:
         packs = tuple(packs)
         entries: list[Keyword] = []
@@ -381,6 +412,14 @@ class KeywordIndex:
         entries.extend(extra)
         init = functools.partial(object.__setattr__, self)
         init("_entries", tuple(entries))
+        served = served_languages(languages)
+        init("_languages", served)
+        # A language serves its regional packs' parents too: fr-CA's
+        # consent words are fr's.
+        init(
+            "_served",
+            frozenset(served) | {_language(loc) for loc in served} & set(PACK_ORDER),
+        )
         init("_stop", _phrases(e for e in entries if e.intent is Intent.STOP))
         init(
             "_polite_phrases",
@@ -403,21 +442,30 @@ class KeywordIndex:
         # A weak stop word ("cancel", "baja") counts beside polite words and
         # beside a consent word: "sí, baja" carries both signals, and stop wins.
         init("_weak_company", self._polite | self._lenient_words)
-        # Every word-level rule starts at the first word of a phrase; a text
-        # sharing no alphanumeric run with those words can only be
-        # unrecognised, and a set test says so before any word list is built.
+        # A text sharing no alphanumeric run with these words can only be
+        # unrecognised, and a set test says so before any word list is built:
+        # the first word of each help, decline and consent phrase, and the
+        # rarest-looking word of each stop phrase (its longest: "mir nicht
+        # mehr schreiben" needs "schreiben", so "mir" alone does not send
+        # every German sentence through the word rules).
         init(
             "_screen",
             frozenset(
                 run
-                for lead in (*self._stop, *self._polite_phrases, *self._consent)
-                for run in _parser.ALNUM_RUN_RE.findall(lead)
-            ),
+                for lead in (*self._polite_phrases, *self._consent)
+                for run in ALNUM_RUN_RE.findall(lead)
+            )
+            | {
+                _anchor(phrase.tokens)
+                for group in self._stop.values()
+                for phrase in group
+            },
         )
+        self._init_languages()
         self._init_third_party(packs)
         self._init_reactions(packs)
         self._init_chains()
-        self._init_exact()
+        self._init_exact(packs)
         self._init_prebuilt()
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -434,7 +482,46 @@ class KeywordIndex:
         """
         return self._entries
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages whose consent and re-subscribe words count for every
+        contact, whatever their locale (in :data:`PACK_ORDER`).
+
+        .. versionadded:: 0.2.0
+        """
+        return self._languages
+
     # -- construction helpers ------------------------------------------------
+
+    def _init_languages(self) -> None:
+        """Which languages list each keyword, and, for a keyword several
+        languages share once accents are folded, which language each of its
+        accented spellings belongs to ("sí" Spanish, "sì" Italian)."""
+        packs: dict[tuple[Intent, str], set[str]] = {}
+        written: dict[tuple[Intent, str], dict[str, set[str]]] = {}
+        for e in self._entries:
+            key = (e.intent, e.keyword)
+            packs.setdefault(key, set()).add(e.locale)
+            form = accent_form(e.written)
+            written.setdefault(key, {}).setdefault(form, set()).add(e.locale)
+        langs = {
+            key: frozenset(_language(loc) for loc in locs)
+            for key, locs in packs.items()
+        }
+        init = functools.partial(object.__setattr__, self)
+        init("_langs", langs)
+        init(
+            "_written",
+            {
+                key: {
+                    form: frozenset(locs)
+                    for form, locs in forms.items()
+                    if len({_language(loc) for loc in locs}) == 1
+                }
+                for key, forms in written.items()
+                if len(langs[key]) > 1
+            },
+        )
 
     def _init_third_party(self, packs: tuple[Mapping[str, Any], ...]) -> None:
         """Stop words whose object is someone else's ("make them stop", "stop
@@ -443,7 +530,7 @@ class KeywordIndex:
         init(
             "_third_party",
             frozenset(
-                _canonical(w)
+                canonical(w)
                 for pack in packs
                 for w in pack.get("third_party", {}).get("stop", ())
             ),
@@ -469,13 +556,13 @@ class KeywordIndex:
                     # "* to": the lead follows an emoji that opens the text.
                     target = by_emoji_lead if lead.startswith("* ") else by_lead
                     written = lead[2:] if lead.startswith("* ") else lead
-                    folded = _parser.normalize(written.replace("*", " ASTERISK "))
+                    folded = normalize(written.replace("*", " ASTERISK "))
                     folded = folded.replace("asterisk", "*")
                     locales = target.setdefault(folded, [])
                     if pack["locale"] not in locales:
                         locales.append(pack["locale"])
-                tails.update(_parser.normalize(t) for t in fmt.get("tails", ()))
-            media.extend(_parser.normalize(m) for m in section.get("media", ()))
+                tails.update(normalize(t) for t in fmt.get("tails", ()))
+            media.extend(normalize(m) for m in section.get("media", ()))
         leads: dict[str, tuple[str, tuple[str, ...]]] = {}
         plain: list[str] = []
         emoji: list[str] = []
@@ -491,7 +578,7 @@ class KeywordIndex:
         init("_reaction_leads", leads)
         # The parser tries the reaction patterns only when the first word can
         # start a lead and a quote follows somewhere: two cheap tests.
-        quote_re = re.compile(f"[{re.escape(_parser._fold_chars(_QUOTES))}]")
+        quote_re = re.compile(f"[{re.escape(fold_chars(QUOTES))}]")
         first = {lead.removeprefix("* ").split(" ")[0] for lead, _ in leads.values()}
         init("_reaction_first", dict.fromkeys(first, quote_re))
         # Leads that may take a medium instead of a quote ("Loved an image").
@@ -502,7 +589,7 @@ class KeywordIndex:
         }
         init("_reaction_media_first", frozenset(media_first if media else ()))
         init("_reaction_tails", frozenset(tails))
-        quotes = re.escape(_parser._fold_chars(_QUOTES))
+        quotes = re.escape(fold_chars(QUOTES))
         for key, lead_key, alternatives in (
             ("_reaction_re", "_reaction_lead_re", plain),
             ("_reaction_emoji_re", "_reaction_emoji_lead_re", emoji),
@@ -527,7 +614,15 @@ class KeywordIndex:
         object.__setattr__(self, "_chains_en", chains_en)
         object.__setattr__(self, "_chains", chains)
 
-    def _init_exact(self) -> None:
+    def _init_exact(self, packs: tuple[Mapping[str, Any], ...]) -> None:
+        """Per locale chain: what each whole normalised text means.
+
+        Stop, help and decline words of every pack count for everyone.
+        Consent and re-subscribe words count when a pack of the chain or a
+        served language lists them, except a served language's word that the
+        contact's own packs give another meaning (the Portuguese "já" is not
+        the German "ja"): the contact's language wins.
+        """
         by_intent: dict[Intent, dict[str, tuple[str, ...]]] = {}
         for intent in _PRIORITY:
             locales: dict[str, set[str]] = {}
@@ -535,20 +630,63 @@ class KeywordIndex:
                 if e.intent is intent:
                     locales.setdefault(e.keyword, set()).add(e.locale)
             by_intent[intent] = {kw: _ordered(locs) for kw, locs in locales.items()}
-        exact: dict[tuple[str, ...], dict[str, tuple[Intent, str, str]]] = {}
+        polite_by_pack = {
+            pack["locale"]: frozenset(
+                canonical(w) for w in pack.get("polite", {}).get("words", ())
+            )
+            for pack in packs
+        }
+        served = self._served
+        exact: dict[
+            tuple[str, ...], dict[str, tuple[Intent, str, str, dict[str, str] | None]]
+        ] = {}
+        consent_ok: dict[tuple[str, ...], frozenset[str]] = {}
         for chain in {*self._chains_en.values(), *self._chains.values()}:
-            table: dict[str, tuple[Intent, str, str]] = {}
+            # What the contact's own packs say a word is, if not a yes.
+            own = frozenset().union(
+                *(polite_by_pack.get(loc, frozenset()) for loc in chain),
+                (
+                    e.keyword
+                    for e in self._entries
+                    if e.locale in chain and e.intent not in _CHAIN_INTENTS
+                ),
+            )
+            table: dict[str, tuple[Intent, str, str, dict[str, str] | None]] = {}
+            ok: set[str] = set()
             for intent in _PRIORITY:
-                for keyword, locs in by_intent[intent].items():
+                for keyword, listed in by_intent[intent].items():
                     if keyword in table:
                         continue
+                    # A shared keyword's accents may name its language:
+                    # "Sì" is Italian, "Sí" Spanish.
+                    accents = None
+                    locs = listed
                     if intent in _CHAIN_INTENTS and not any(
-                        loc in chain for loc in locs
+                        loc in chain for loc in listed
                     ):
-                        continue
-                    table[keyword] = (intent, keyword, _attribute(locs, chain))
+                        locs = tuple(loc for loc in listed if loc in served)
+                        if not locs or keyword in own:
+                            continue
+                        forms = self._written.get((intent, keyword))
+                        if forms:
+                            accents = {
+                                form: attribute(_ordered(packs_ & set(locs)), chain)
+                                for form, packs_ in forms.items()
+                                if not packs_.isdisjoint(locs)
+                            }
+                    if intent is Intent.CONSENT:
+                        ok.add(keyword)
+                    table[keyword] = (
+                        intent,
+                        keyword,
+                        attribute(locs, chain),
+                        accents or None,
+                    )
             exact[chain] = table
-        object.__setattr__(self, "_exact", exact)
+            consent_ok[chain] = frozenset(ok)
+        init = functools.partial(object.__setattr__, self)
+        init("_exact", exact)
+        init("_consent_ok", consent_ok)
 
     def _init_prebuilt(self) -> None:
         written: dict[str, set[str]] = {}
@@ -557,212 +695,31 @@ class KeywordIndex:
         spellings = {
             key: _spellings(key, frozenset(bases)) for key, bases in written.items()
         }
-        shared: dict[tuple[str, str, str, str], _parser.ParsedReply] = {}
-        prebuilt: dict[tuple[str, ...], dict[str, _parser.ParsedReply]] = {}
+        shared: dict[tuple[str, str, str, str], ParsedReply] = {}
+        prebuilt: dict[tuple[str, ...], dict[str, ParsedReply]] = {}
         for chain in set(self._chains_en.values()):
-            table: dict[str, _parser.ParsedReply] = {}
-            for key, (intent, keyword, loc) in self._exact[chain].items():
+            table: dict[str, ParsedReply] = {}
+            for key, (intent, keyword, loc, forms) in self._exact[chain].items():
                 for raw in spellings[key]:
-                    reply = shared.get((raw, intent.value, keyword, loc))
+                    used = loc
+                    if forms:
+                        used = forms.get(accent_form(raw), loc)
+                    reply = shared.get((raw, intent.value, keyword, used))
                     if reply is None:
-                        reply = _parser.ParsedReply(
+                        reply = ParsedReply(
                             intent=intent,
                             keyword=keyword,
                             rule=MatchRule.EXACT,
-                            locale=loc,
+                            locale=used,
                             text=raw,
                         )
-                        shared[(raw, intent.value, keyword, loc)] = reply
+                        shared[(raw, intent.value, keyword, used)] = reply
                     table[raw] = reply
             prebuilt[chain] = table
         object.__setattr__(self, "_prebuilt", prebuilt)
         # Longer texts skip the table: looking one up would hash all of it.
         longest = max((len(k) for t in prebuilt.values() for k in t), default=0)
         object.__setattr__(self, "_prebuilt_max", longest)
-
-    # -- used by the parser -------------------------------------------------
-
-    def _chain(self, locale: str | None, default: str) -> tuple[str, ...]:
-        chain = (
-            self._chains_en.get(locale)
-            if default == "en"
-            else self._chains.get((locale, default))
-        )
-        if chain is None:
-            chain = locale_chain(locale, default)
-        return chain
-
-    def _find_stop(
-        self,
-        words: list[str],
-        tight: list[bool],
-        starts: list[bool],
-        chain: tuple[str, ...],
-        *,
-        short: bool,
-        ends: bool = True,
-        first: bool = True,
-    ) -> tuple[str, MatchRule, str] | None:
-        """A stop phrase among ``words``; ``ends``: they end the message;
-        ``first``: they begin it (not so for a long text's tail)."""
-        n = len(words)
-        is_short = short and n <= _parser.SHORT_MESSAGE_WORDS
-        company = self._weak_company
-        third_party = self._third_party
-        for i, word in enumerate(words):
-            phrases = self._stop.get(word)
-            if phrases is None:
-                continue
-            for p in phrases:
-                k = len(p.tokens)
-                # A strong word counts where a sentence starts or the message
-                # ends ("..., stop"); anywhere in a short message.
-                last = ends and i + k == n
-                if not (is_short or starts[i] or (last and p.strong)):
-                    continue
-                if k > 1 and tuple(words[i : i + k]) != p.tokens:
-                    continue
-                if p.strong:
-                    after = i + k
-                    if after < n and tight[after] and words[after] in p.not_after:
-                        continue
-                    if i > 0 and tight[i] and words[i - 1] in p.not_before:
-                        continue
-                    if (
-                        p.keyword in third_party
-                        and not self._tp_yes.isdisjoint(words)
-                        and self._about_others(words, tight, i, k)
-                    ):
-                        continue
-                    if i == 0 and first:
-                        rule = MatchRule.FIRST_WORD
-                    elif starts[i]:
-                        rule = MatchRule.SENTENCE_START
-                    elif is_short:
-                        rule = MatchRule.SHORT_MESSAGE
-                    else:
-                        rule = MatchRule.LAST_WORD
-                    return p.keyword, rule, _attribute(p.locales, chain)
-                if is_short and all(w in company for w in words[:i] + words[i + k :]):
-                    rule = MatchRule.FIRST_WORD if i == 0 else MatchRule.SHORT_MESSAGE
-                    return p.keyword, rule, _attribute(p.locales, chain)
-        return None
-
-    def _find_polite(
-        self, words: list[str], chain: tuple[str, ...]
-    ) -> tuple[Intent, str, MatchRule, str] | None:
-        """HELP or DECLINE among polite words only: "help please", "no thanks"."""
-        if len(words) > _parser.SHORT_MESSAGE_WORDS:
-            return None
-        polite = self._polite
-        for i, word in enumerate(words):
-            for p in self._polite_phrases.get(word, ()):
-                k = len(p.tokens)
-                if tuple(words[i : i + k]) != p.tokens:
-                    continue
-                if all(w in polite for w in words[:i] + words[i + k :]):
-                    rule = MatchRule.FIRST_WORD if i == 0 else MatchRule.SHORT_MESSAGE
-                    return p.intent, p.keyword, rule, _attribute(p.locales, chain)
-        return None
-
-    def _find_lenient(
-        self, words: list[str], s: str, chain: tuple[str, ...]
-    ) -> tuple[str, str] | None:
-        """A consent word among polite and affirmative words: "Yes please"."""
-        if "?" in s or len(words) > _parser.SHORT_MESSAGE_WORDS:
-            return None
-        allowed = self._lenient_words
-        for i, word in enumerate(words):
-            for p in self._consent.get(word, ()):
-                k = len(p.tokens)
-                if tuple(words[i : i + k]) != p.tokens:
-                    continue
-                if not any(loc in chain for loc in p.locales):
-                    continue
-                if all(w in allowed for w in words[:i] + words[i + k :]):
-                    return p.keyword, _attribute(p.locales, chain)
-        return None
-
-    def _reaction(
-        self, text: str, s: str, *, quoted: bool
-    ) -> tuple[str, tuple[str, ...]] | None:
-        """The lead of a phone reaction ("Liked “…”", "👍 to “…”") and the
-        packs that list it, or ``None``."""
-        m = None
-        if quoted:
-            if self._reaction_re is not None:
-                m = self._reaction_re.match(s)
-            if m is None and self._reaction_emoji_re is not None:
-                m = self._reaction_emoji_re.match(s)
-                if m is not None and not _emoji_start(text):
-                    m = None
-        if m is None:
-            media = self._reaction_media_re
-            if media is not None and len(text) <= _parser.HEAD_CHARS:
-                m = media.fullmatch(s)
-            if m is None or m.lastgroup is None:
-                return None
-            return self._reaction_leads[m.lastgroup]
-        if m.lastgroup is None:
-            return None
-        lead, locales = self._reaction_leads[m.lastgroup]
-        tail = text[-_parser.TAIL_CHARS :].rstrip()
-        if tail.endswith(_ELLIPSES):
-            # The phone cut a long quote short and left it open.
-            return lead, locales
-        if len(text) <= _parser.HEAD_CHARS:
-            needed = 2 + lead.count("'")
-            if sum(text.count(q) for q in _QUOTES) < needed:
-                return None
-        last = max(tail.rfind(q) for q in _QUOTES)
-        if last < 0:
-            return None
-        rest = _parser.normalize(tail[last + 1 :])
-        if rest and rest not in self._reaction_tails:
-            return None
-        return lead, locales
-
-    def _reaction_lead(
-        self, piece: str, text: str
-    ) -> tuple[str, tuple[str, ...]] | None:
-        """The reaction lead that the normalised ``piece`` is, whole: what
-        comes before a quote of our words in ``text``."""
-        m = None
-        if self._reaction_lead_re is not None:
-            m = self._reaction_lead_re.fullmatch(piece)
-        if m is None and self._reaction_emoji_lead_re is not None:
-            m = self._reaction_emoji_lead_re.fullmatch(piece)
-            if m is not None and not _emoji_start(text):
-                m = None
-        if m is None or m.lastgroup is None:
-            return None
-        return self._reaction_leads[m.lastgroup]
-
-    def _pack_of(self, locales: tuple[str, ...], chain: tuple[str, ...]) -> str:
-        """The pack a match is attributed to: the first of the contact's
-        chain that lists it, else the first in :data:`PACK_ORDER`."""
-        return _attribute(locales, chain)
-
-    def _about_others(
-        self, words: list[str], tight: list[bool], i: int, k: int
-    ) -> bool:
-        """Whether the stop phrase ``words[i:i+k]`` stops something else, in
-        a message that says yes: "yes, make *them* stop", "yes, stop *the
-        bill*". A word naming our texts keeps the stop ("stop the texts").
-        (The caller tests the yes first: it is the cheaper test.)"""
-        n = len(words)
-        after = i + k
-        if i > 0 and tight[i] and words[i - 1] in self._tp_subjects:
-            about = after >= n or not tight[after] or words[after] not in self._tp_ours
-        else:
-            about = (
-                after + 1 < n
-                and tight[after]
-                and tight[after + 1]
-                and words[after] in self._tp_determiners
-                and words[after + 1] not in self._tp_things
-            )
-        return about and not self._tp_yes.isdisjoint(words)
 
 
 @functools.cache
@@ -774,7 +731,7 @@ def _spellings(key: str, bases: frozenset[str]) -> tuple[str, ...]:
         for cased in (base, base.upper(), base.capitalize(), base.title())
         for suffix in _SUFFIXES
     }
-    return tuple(sorted(raw for raw in raws if _parser._fold(raw) == key))
+    return tuple(sorted(raw for raw in raws if fold(raw) == key))
 
 
 @functools.cache
@@ -801,8 +758,34 @@ def _chain_tables() -> tuple[
     return chains_en, chains
 
 
+def served_languages(languages: Iterable[str] | None) -> tuple[str, ...]:
+    """The canonical form of a ``languages`` setting: servable locales, in
+    :data:`PACK_ORDER`, without repeats; ``None`` is every shipped pack.
+
+    Raises :class:`~optin_core.UnknownLocale` (listing the available ones)
+    for a language without a pack, and :class:`TypeError` for a single
+    ``str`` (``("en",)``, not ``"en"``) or a non-iterable.
+
+    .. versionadded:: 0.2.0
+    """
+    if languages is None:
+        return PACK_ORDER
+    if isinstance(languages, str):
+        raise TypeError(
+            f"languages must be a collection of locales, not the str {languages!r} "
+            f"(write ({languages!r},))"
+        )
+    try:
+        found = {require_locale(loc) for loc in languages}
+    except TypeError:
+        raise TypeError("languages must be a collection of locale str") from None
+    return tuple(loc for loc in PACK_ORDER if loc in found)
+
+
 def build_keyword_index(
     extra: Mapping[Intent, Mapping[str, Iterable[str]]] | None = None,
+    *,
+    languages: Iterable[str] | None = None,
 ) -> KeywordIndex:
     """An index of the shipped packs plus a policy's extra keywords.
 
@@ -810,20 +793,38 @@ def build_keyword_index(
     :func:`~optin_core.require_locale` (so a typo raises
     :class:`~optin_core.UnknownLocale`). Extra stop words count alone or among
     polite words; extra consent and re-subscribe words count for contacts
-    whose locale chain includes their locale. ``None`` (or empty) returns the
-    shared default index. Building takes some milliseconds: build once per
-    policy, not per message.
+    whose locale chain includes their locale, or when their language is
+    served.
+
+    ``languages`` are the languages whose consent and re-subscribe words
+    count for every contact, whatever their locale (``None``: every shipped
+    pack; ``()``: only the contact's own chain). See
+    :func:`served_languages`.
+
+    Without extra words the index is shared (one per ``languages``); with
+    them, building takes some milliseconds: build once per policy, not per
+    message.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``languages``.
     """
+    served = served_languages(languages)
     if not extra:
+        return _shared_index(served)
+    return KeywordIndex(load_packs(), _extra_entries(extra), served)
+
+
+@functools.cache
+def _shared_index(served: tuple[str, ...]) -> KeywordIndex:
+    if served == PACK_ORDER:
         return default_keyword_index()
-    return KeywordIndex(load_packs(), _extra_entries(extra))
+    return KeywordIndex(load_packs(), [], served)
 
 
 @functools.cache
 def default_keyword_index() -> KeywordIndex:
-    """The index of the shipped packs, built on first use and then shared.
+    """The index of the shipped packs, every language served, built on first
+    use and then shared.
 
     .. versionadded:: 0.1.0
     """
@@ -834,18 +835,28 @@ def lint_keywords(index: KeywordIndex) -> tuple[KeywordCollision, ...]:
     """Keywords that mean two intents for some locale chain.
 
     For instance YES as consent and, added by a policy, as re-subscribe
-    (Twilio's reading). The parser resolves such a keyword by a fixed
-    priority (stop, consent, start, help, decline); a collision reported here
-    says that the priority, not the organisation, is deciding.
+    (Twilio's reading), or a word that is consent in one language the index
+    serves and stop, help or decline in another (consent words of a served
+    language count for every contact). The parser resolves such a keyword
+    by a fixed priority (stop, consent, start, help, decline); a collision
+    reported here says that the priority, not the organisation, is
+    deciding.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 the served languages' consent words are
+       checked against every chain.
     """
+    served = index._served
     seen: dict[tuple[str, tuple[Intent, ...]], KeywordCollision] = {}
     for head in PACK_ORDER:
         chain = locale_chain(head)
         found: dict[str, dict[Intent, list[Keyword]]] = {}
         for e in index.entries:
-            if e.intent in _CHAIN_INTENTS and e.locale not in chain:
+            if (
+                e.intent in _CHAIN_INTENTS
+                and e.locale not in chain
+                and e.locale not in served
+            ):
                 continue
             found.setdefault(e.keyword, {}).setdefault(e.intent, []).append(e)
         for keyword, by_intent in found.items():
@@ -854,10 +865,12 @@ def lint_keywords(index: KeywordIndex) -> tuple[KeywordCollision, ...]:
             intents = tuple(i for i in _PRIORITY if i in by_intent)
             if (keyword, intents) in seen:
                 continue
-            sources = sorted(
-                {s for es in by_intent.values() for e in es for s in e.sources}
-            )
+            group = [e for es in by_intent.values() for e in es]
             seen[(keyword, intents)] = KeywordCollision(
-                keyword=keyword, locale=head, intents=intents, sources=tuple(sources)
+                keyword=keyword,
+                locale=head,
+                intents=intents,
+                sources=tuple(sorted({s for e in group for s in e.sources})),
+                locales=_ordered(e.locale for e in group),
             )
     return tuple(seen.values())

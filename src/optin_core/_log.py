@@ -27,21 +27,25 @@ from ._records import (
     Consent,
     _int,
     _mapping,
+    _pstr,
     _str,
     check_contact,
     check_head,
     is_digest,
+    personal,
 )
 
 __all__ = ["ConsentLog", "check_extension", "read_schema1", "replay", "verify"]
 
 _INBOUND = "inbound"
+#: An import's input (``Import.kind``): its message id is the source row's.
+_IMPORT = "import"
 
 #: The input each trigger can come from (``CANCEL``: its stop's).
 _INPUTS: Mapping[Trigger, frozenset[str]] = {
-    Trigger.REQUEST: frozenset({"request_opt_in"}),
+    Trigger.REQUEST: frozenset({"request_opt_in", _INBOUND}),
     Trigger.RESEND: frozenset({"request_opt_in"}),
-    Trigger.DISCLOSE: frozenset({"request_opt_in", "send_text"}),
+    Trigger.DISCLOSE: frozenset({"request_opt_in", "send_text", _INBOUND}),
     Trigger.CONSENT: frozenset({_INBOUND}),
     Trigger.UPGRADE: frozenset({_INBOUND}),
     Trigger.RESTART: frozenset({_INBOUND}),
@@ -53,9 +57,12 @@ _INPUTS: Mapping[Trigger, frozenset[str]] = {
     Trigger.HELP: frozenset({_INBOUND}),
     Trigger.TEXT: frozenset({"send_text"}),
     Trigger.PAUSE: frozenset({_INBOUND}),
-    Trigger.CANCEL: frozenset({_INBOUND, "revoke", PROVIDER_OPT_OUT}),
+    Trigger.CANCEL: frozenset({_INBOUND, "revoke", PROVIDER_OPT_OUT, _IMPORT}),
     Trigger.EXPIRE: frozenset({"message_expired"}),
+    Trigger.SIGNUP: frozenset({_INBOUND}),
     Trigger.DEAD_LETTER: frozenset({"message_failed"}),
+    Trigger.IMPORT_STOP: frozenset({_IMPORT}),
+    Trigger.IMPORT_OPT_IN: frozenset({_IMPORT}),
 }
 
 _UNCLEAR = frozenset({Intent.UNRECOGNIZED, Intent.REACTION, Intent.DECLINE})
@@ -70,6 +77,10 @@ _INTENTS: Mapping[Trigger, frozenset[Intent]] = {
     Trigger.REMIND: _UNCLEAR,
     Trigger.HELP: frozenset({Intent.HELP}),
     Trigger.PAUSE: _UNCLEAR | {Intent.HELP},
+    # A new contact's sign-up keyword (keyword opt-in): double or single.
+    Trigger.REQUEST: frozenset({Intent.START, Intent.CONSENT}),
+    Trigger.DISCLOSE: frozenset({Intent.START, Intent.CONSENT}),
+    Trigger.SIGNUP: frozenset({Intent.START, Intent.CONSENT}),
 }
 
 #: Triggers whose message always goes (the others' depends on the policy's
@@ -84,7 +95,7 @@ _ALWAYS_SENDS = frozenset(
     }
 )
 
-_STOPS = frozenset({Trigger.STOP, Trigger.DECLINE, Trigger.REVOKE})
+_STOPS = frozenset({Trigger.STOP, Trigger.DECLINE, Trigger.REVOKE, Trigger.IMPORT_STOP})
 
 
 def verify(
@@ -280,17 +291,29 @@ class _Checker:
                 raise self.fail(
                     index, "reply", "an inbound event needs its reply and message id"
                 )
+        elif event.input == _IMPORT:
+            # The source row's id, so that a row is imported once.
+            if event.reply is not None or not event.message_id:
+                raise self.fail(
+                    index, "reply", "an import carries its row's id and no reply"
+                )
+            if not (event.method and event.evidence and event.actor):
+                raise self.fail(
+                    index, "evidence", "an import needs its source, evidence and actor"
+                )
         elif event.reply is not None or event.message_id is not None:
             raise self.fail(index, "reply", f"a {event.input} carries no reply")
         intents = _INTENTS.get(trigger)
-        if intents is not None:
-            assert event.reply is not None
-            if event.reply.intent not in intents:
-                raise self.fail(
-                    index,
-                    "reply.intent",
-                    f"a {event.reply.intent.value} reply cannot fire {trigger.value}",
-                )
+        if (
+            intents is not None
+            and event.reply is not None
+            and event.reply.intent not in intents
+        ):
+            raise self.fail(
+                index,
+                "reply.intent",
+                f"a {event.reply.intent.value} reply cannot fire {trigger.value}",
+            )
         when = event.input_time
         if (
             trigger in (Trigger.CONSENT, Trigger.REMIND)
@@ -423,7 +446,7 @@ class ConsentLog:
         """``{"schema": 2, "contact", "head", "log"}``, JSON-safe."""
         return {
             "schema": SCHEMA_VERSION,
-            "contact": self.contact,
+            "contact": personal(self.contact),
             "head": self.head.to_dict(),
             "log": [event.to_dict() for event in self.events],
         }
@@ -442,7 +465,7 @@ class ConsentLog:
                 f"unknown schema version {show(d.get('schema'))} (this library reads "
                 f"1 and {SCHEMA_VERSION})",
             )
-        contact = _str(d, "contact", "")
+        contact = _pstr(d, "contact", "")
         raw = d.get("log")
         if not isinstance(raw, list):
             raise RecordError("log", "expected a list", contact=contact)

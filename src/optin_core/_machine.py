@@ -26,13 +26,13 @@ from statemachine import State, StateMachine
 
 from ._chain import event_digest
 from ._enums import ConsentState, MessageKind, Trigger
-from ._parser import ParsedReply
 from ._records import (
     AUTO_REPLY_MEMORY,
     MAX_REPLY_CHARS,
     RECENT_IDS,
     AuditEvent,
     Consent,
+    ParsedReply,
     idempotency_key,
     make_consent,
     make_event,
@@ -114,6 +114,7 @@ class ConsentMachine(StateMachine):
         | stopped.to(stopped, internal=True)
     )
     cancel = stopped.to(stopped, internal=True)
+    signup = new.to(opted_in)
     expire = (
         new.to(new, internal=True)
         | pending.to(pending, internal=True)
@@ -128,6 +129,16 @@ class ConsentMachine(StateMachine):
         | disclosed.to(disclosed, internal=True)
         | stopped.to(stopped, internal=True)
     )
+    # Imports (another system's consent list): a stop always applies; an
+    # opt-in never leaves STOPPED (only the contact restarts) and is not
+    # needed where the contact already opted in.
+    import_stop = (
+        new.to(stopped)
+        | pending.to(stopped)
+        | opted_in.to(stopped)
+        | disclosed.to(stopped)
+    )
+    import_opt_in = new.to(opted_in) | pending.to(opted_in) | disclosed.to(opted_in)
 
 
 #: The message each trigger sends, before the policy's confirmation switches.
@@ -150,6 +161,9 @@ EFFECTS: Mapping[Trigger, MessageKind | None] = MappingProxyType(
         Trigger.CANCEL: None,
         Trigger.EXPIRE: None,
         Trigger.DEAD_LETTER: None,
+        Trigger.SIGNUP: MessageKind.OPT_IN_CONFIRMATION,
+        Trigger.IMPORT_STOP: None,
+        Trigger.IMPORT_OPT_IN: None,
     }
 )
 

@@ -5,37 +5,58 @@ the same: reading "Yes please" as a reminder case costs one more message, while
 missing "please stop" means texting someone who revoked consent. The rules are
 written down in ``docs/parsing.md``; the words live in the keyword packs.
 
+This module is the one home of "what counts as a stop" (and as a yes, a
+reaction, a quote of our words): every matching rule is here, and reads the
+tables of :mod:`optin_core._keywords`, which are data. Normalisation and the
+read windows come from :mod:`optin_core._normalize`; the result,
+:class:`ParsedReply`, is a record (:mod:`optin_core._records`). Imports run
+one way: ``_normalize`` <- ``_keywords`` <- ``_parser``.
+
 Everything here is pure: no I/O, no clock, no state that changes after import
 (the default keyword index is built once, lazily).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar
 
-import attrs
-
-from optin_core import _keywords
 from optin_core._enums import Intent, MatchRule, MessageKind
-from optin_core._errors import RecordError, show
+from optin_core._keywords import (
+    QUOTES,
+    KeywordIndex,
+    attribute,
+    default_keyword_index,
+)
+from optin_core._locale import locale_chain
+from optin_core._normalize import (
+    ALNUM_RUN_RE,
+    ASCII_NOT_ALNUM,
+    HEAD_CHARS,
+    TAIL_CHARS,
+    WORD_RE,
+    accent_form,
+    fold,
+    normalize,
+    window,
+    words,
+)
+from optin_core._records import ParsedReply
 
-_E = TypeVar("_E", Intent, MatchRule, MessageKind)
+__all__ = [
+    "HEAD_CHARS",
+    "MIN_QUOTE_CHARS",
+    "MIN_QUOTE_WORDS",
+    "SHORT_MESSAGE_WORDS",
+    "TAIL_CHARS",
+    "OwnWords",
+    "ParsedReply",
+    "keyword_language",
+    "normalize",
+    "own_words",
+    "parse_reply",
+]
 
-if TYPE_CHECKING:
-    from optin_core._keywords import KeywordIndex
-
-__all__ = ["OwnWords", "ParsedReply", "normalize", "own_words", "parse_reply"]
-
-#: Only this many leading characters are read. Consent must be the whole
-#: message and stop the first word or a short message, so nothing further in
-#: can change the answer, except a closing sentence, read from the tail.
-HEAD_CHARS = 512
-#: The tail read on longer texts, for a final "... STOP".
-TAIL_CHARS = 160
 #: A message of at most this many words is "short": a stop word anywhere in
 #: it counts ("please stop", "pls unsubscribe me").
 SHORT_MESSAGE_WORDS = 6
@@ -46,327 +67,9 @@ MIN_QUOTE_WORDS = 6
 #: typed by a contact is theirs, not a quote.
 MIN_QUOTE_CHARS = 30
 
-
-@attrs.frozen(kw_only=True, slots=True)
-class ParsedReply:
-    """What a reply means, with the evidence a compliance officer needs.
-
-    ``keyword`` is the canonical (normalised) keyword that matched, ``rule``
-    why it matched, ``locale`` the pack it came from (``None`` when nothing
-    matched) and ``text`` the original text, untouched.
-
-    In a consent log a reply longer than
-    :data:`~optin_core.MAX_REPLY_CHARS` is kept as its first characters:
-    ``full_length`` then holds the length of the whole reply and
-    ``full_sha256`` the SHA-256 of its UTF-8 bytes (lone surrogates encoded as
-    such), so the evidence stays bounded and still identifies the text. Both
-    are ``None`` when ``text`` is complete.
-
-    ``quoted`` is the kind of our own message the reply quoted at length
-    (a reaction to the opt-in request, a pasted reminder), when the parser
-    was given our texts (``parse_reply(..., ours=...)``): the reply was then
-    classified on what remains once the quote is removed. ``None`` when no
-    quote was found (or looked for).
-
-    .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0 ``full_length`` and ``full_sha256``.
-    .. versionchanged:: 0.3.0 ``quoted``.
-    """
-
-    intent: Intent
-    keyword: str | None
-    rule: MatchRule
-    locale: str | None
-    text: str
-    full_length: int | None = None
-    full_sha256: str | None = None
-    quoted: MessageKind | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-safe dict; :meth:`from_dict` reads it back.
-
-        .. versionadded:: 0.1.0
-        """
-        d: dict[str, object] = {
-            "intent": self.intent.value,
-            "keyword": self.keyword,
-            "rule": self.rule.value,
-            "locale": self.locale,
-            "text": self.text,
-        }
-        if self.full_length is not None:
-            d["full_length"] = self.full_length
-            d["full_sha256"] = self.full_sha256
-        if self.quoted is not None:
-            # Written only when set: replies without a quote keep the
-            # encoding (and the log digests) they always had.
-            d["quoted"] = self.quoted.value
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> ParsedReply:
-        """Read a dict written by :meth:`to_dict`.
-
-        Raises :class:`~optin_core.RecordError` naming the field when the data
-        is malformed.
-
-        .. versionadded:: 0.1.0
-        """
-        if not isinstance(d, Mapping):
-            raise RecordError("reply", f"expected a mapping, got {type(d).__name__}")
-        unknown = sorted(str(k) for k in d if k not in _FIELDS)
-        if unknown:
-            raise RecordError(unknown[0], "unknown field")
-        for name in _FIELDS[:5]:
-            if name not in d:
-                raise RecordError(name, "missing")
-        intent = _member(Intent, d["intent"], "intent")
-        rule = _member(MatchRule, d["rule"], "rule")
-        keyword, locale, text = d["keyword"], d["locale"], d["text"]
-        if keyword is not None and not isinstance(keyword, str):
-            raise RecordError("keyword", "expected a str or null")
-        if locale is not None and not isinstance(locale, str):
-            raise RecordError("locale", "expected a str or null")
-        if not isinstance(text, str):
-            raise RecordError("text", "expected a str")
-        full_length, full_sha256 = d.get("full_length"), d.get("full_sha256")
-        if (full_length is None) != (full_sha256 is None):
-            raise RecordError("full_length", "full_length and full_sha256 go together")
-        if full_length is not None and (
-            not isinstance(full_length, int)
-            or isinstance(full_length, bool)
-            or full_length <= len(text)
-        ):
-            raise RecordError(
-                "full_length", "expected an int longer than the text kept"
-            )
-        if full_sha256 is not None and not _is_hex64(full_sha256):
-            raise RecordError("full_sha256", "expected 64 lowercase hex digits")
-        assert full_sha256 is None or isinstance(full_sha256, str)
-        quoted = d.get("quoted")
-        if quoted is not None:
-            quoted = _member(MessageKind, quoted, "quoted")
-        return cls(
-            intent=intent,
-            keyword=keyword,
-            rule=rule,
-            locale=locale,
-            text=text,
-            full_length=full_length,
-            full_sha256=full_sha256,
-            quoted=quoted,
-        )
-
-    def bounded(self, limit: int) -> ParsedReply:
-        """This reply as a log keeps it: ``text`` cut to ``limit`` characters,
-        with the whole text's length and SHA-256 (itself when short enough).
-
-        .. versionadded:: 0.2.0
-        """
-        text = self.text
-        if len(text) <= limit or self.full_length is not None:
-            return self
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        return ParsedReply(
-            intent=self.intent,
-            keyword=self.keyword,
-            rule=self.rule,
-            locale=self.locale,
-            text=text[:limit],
-            full_length=len(text),
-            full_sha256=digest,
-            quoted=self.quoted,
-        )
-
-
-_FIELDS = (
-    "intent",
-    "keyword",
-    "rule",
-    "locale",
-    "text",
-    "full_length",
-    "full_sha256",
-    "quoted",
-)
-
-
-def _member(enum_type: type[_E], value: object, name: str) -> _E:
-    if isinstance(value, str):
-        try:
-            return enum_type(value)
-        except ValueError:
-            pass
-    raise RecordError(name, f"unknown {name} {show(value)}")
-
-
-def _is_hex64(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == 64
-        and all(c in "0123456789abcdef" for c in value)
-    )
-
-
-# -- normalisation ----------------------------------------------------------
-
-# Phones and keyboards send several apostrophes; NFKC keeps them apart, and
-# U+00B4 would even become a space and a combining accent.
-_APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "\u00b4", "`", "\u2032", "\uff07")
-
-
-def _apostrophes(s: str) -> str:
-    # str.replace per character: str.translate with a dict is several times
-    # slower on non-ASCII text.
-    for ch in _APOSTROPHES:
-        if ch in s:
-            s = s.replace(ch, "'")
-    return s
-
-
-_ASCII_CONTROLS = str.maketrans(dict.fromkeys((*range(32), 127), " "))
-_ASCII_NOT_ALNUM = "".join(
-    chr(i) for i in range(128) if not chr(i).isalnum()
-)  # str.strip() argument: every ASCII punctuation, symbol, space, control
-# After NFKD, combining marks are dropped (accent folding: the Latin, Greek
-# and Cyrillic diacritics, variation selectors, keycap and enclosing marks),
-# and so are format characters (zero-width spaces and joiners, bidi controls,
-# soft hyphen, BOM, emoji tags). Ranges rather than a per-character category
-# test: a regex runs at C speed, and keywords only need these scripts folded.
-_DROP_RE = re.compile(
-    "[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff"
-    "\ufe00-\ufe0f\ufe20-\ufe2f\U000e0100-\U000e01ef"
-    "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
-    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f]+"
-)
-# Controls and lone surrogates become spaces, so that words stay apart.
-_SPACE_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
-_FRENCH_SPACING_RE = re.compile(r" (?=[!?:;»›])|(?<=[«‹]) ")
-_FRENCH_MARKS = frozenset("!?:;»›«‹")
-# Letters and digits on either side make another word ("adopt", "optional");
-# "_" does not ("optout_" is "opt out").
-_OPT_RE = re.compile(r"(?<![^\W_])opt[ _-]?(out|in)(?![^\W_])")
-_WORD_RE = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
-#: Runs of letters and digits: a word's parts, split at apostrophes and hyphens.
-ALNUM_RUN_RE = re.compile(r"[^\W_]+")
-_SENTENCE_END = frozenset(".!?;…¿¡")
-_ELISION_RE = re.compile(r"([cdjlmnst]|qu|un|dell|all|nell|sull)'(.+)")
-
-
-def _trim(s: str) -> str:
-    if s.isascii():
-        return s.strip(_ASCII_NOT_ALNUM)
-    start, end = 0, len(s)
-    while start < end and not s[start].isalnum():
-        start += 1
-    while end > start and not s[end - 1].isalnum():
-        end -= 1
-    return s[start:end]
-
-
-def _fold(text: str) -> str:
-    if text.isascii():
-        # NFKC and accent folding are identities on ASCII; casefold is lower.
-        s = text.lower()
-        if "`" in s:
-            s = s.replace("`", "'")
-        if not s.isprintable():
-            s = s.translate(_ASCII_CONTROLS)
-    else:
-        s = unicodedata.normalize("NFKC", _apostrophes(text)).casefold()
-        s = _DROP_RE.sub("", unicodedata.normalize("NFKD", s))
-        s = _SPACE_RE.sub(" ", s)
-        s = _apostrophes(unicodedata.normalize("NFKC", s))
-    s = " ".join(s.split())
-    if not _FRENCH_MARKS.isdisjoint(s):
-        s = _FRENCH_SPACING_RE.sub("", s)
-    s = _trim(s)
-    if "opt" in s:
-        s = _OPT_RE.sub(r"opt \1", s)
-    return s
-
-
-def normalize(text: str) -> str:
-    """The form replies are matched in; idempotent.
-
-    NFKC, casefold, accents folded (``Arrêt`` -> ``arret``, ``Sí`` -> ``si``),
-    format characters (zero-width spaces, joiners) dropped, whitespace
-    collapsed, French spacing before ``! ? : ;`` and inside guillemets
-    removed, ``opt-out`` / ``optout`` / ``opt out`` made ``opt out``, and
-    punctuation, symbols and emoji trimmed at both ends.
-
-    .. versionadded:: 0.1.0
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, not {type(text).__name__}")
-    s = _fold(text)
-    # A second pass is a no-op on every input we know of; it stays as a
-    # guarantee, bounded, because idempotence is the promise.
-    for _ in range(3):
-        again = _fold(s)
-        if again == s:
-            break
-        s = again
-    return s
-
-
-def _fold_chars(chars: str) -> str:
-    """What each of ``chars`` becomes inside a normalised text (not at its ends)."""
-    folded = {
-        _apostrophes(unicodedata.normalize("NFKC", ch).casefold()) for ch in chars
-    }
-    return "".join(sorted(folded))
-
-
-def _words(s: str) -> tuple[list[str], list[bool], list[bool]]:
-    """Words of a normalised text, with two flags per word.
-
-    ``tight[i]``: word ``i`` follows word ``i-1`` after a single space (no
-    punctuation between), so neighbour exceptions such as "stop by" apply.
-    ``starts[i]``: word ``i`` begins a sentence.
-    """
-    words: list[str] = _WORD_RE.findall(s)
-    n = len(words)
-    if not n:
-        return words, [], []
-    if "'" in s:
-        return _split_elisions(words, s)
-    if " ".join(words) == s:
-        # No punctuation anywhere: one clause, one sentence.
-        return words, [False] + [True] * (n - 1), [True] + [False] * (n - 1)
-    # The text between words: gaps[i] comes before words[i].
-    gaps = _WORD_RE.split(s)[:-1]
-    tight = [False, *(gap == " " for gap in gaps[1:])]
-    starts = [True, *(not _SENTENCE_END.isdisjoint(gap) for gap in gaps[1:])]
-    return words, tight, starts
-
-
-def _split_elisions(
-    words: list[str], s: str
-) -> tuple[list[str], list[bool], list[bool]]:
-    """Words, with French and Italian elisions split off: "d'arrêter" -> d, arreter.
-
-    Only here the apostrophe separates: "l'arrêt de bus" must read as the noun
-    after "l", and "merci d'arrêter" as the verb, while "don't" stays whole.
-    """
-    joined, tight, starts = _words(s.replace("'", " "))  # positions, flags
-    del joined
-    out: list[str] = []
-    out_tight: list[bool] = []
-    out_starts: list[bool] = []
-    k = 0
-    for word in words:
-        m = _ELISION_RE.match(word)
-        parts = [m.group(1), m.group(2)] if m else [word]
-        for j, part in enumerate(parts):
-            out.append(part)
-            out_tight.append(tight[k] if j == 0 and k < len(tight) else True)
-            out_starts.append(starts[k] if j == 0 and k < len(starts) else False)
-        k += word.count("'") + 1
-    return out, out_tight, out_starts
-
-
-# -- parsing ----------------------------------------------------------------
+_ELLIPSES = ("…", "...")
+#: Emoji that Unicode files as punctuation rather than symbols.
+_PUNCTUATION_EMOJI = frozenset("‼⁉〰〽")
 
 
 # attrs' generated __init__ goes through a frozen-class setattr per field;
@@ -424,7 +127,7 @@ class OwnWords:
 
     Immutable; lookups are a few dict probes per reply.
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.2.0
     """
 
     __slots__ = ("_grams", "_kinds", "_texts")
@@ -443,7 +146,7 @@ class OwnWords:
             raw.setdefault(text, kind)
         found: dict[tuple[str, ...], MessageKind] = {}
         for text, kind in raw.items():
-            words = tuple(_WORD_RE.findall(_fold(text)))
+            words = tuple(WORD_RE.findall(fold(text)))
             if len(words) >= MIN_QUOTE_WORDS:
                 found.setdefault(words, kind)
         grams: dict[str, list[tuple[int, int]]] = {}
@@ -475,7 +178,7 @@ class OwnWords:
         the longest quote; ``None`` when there is none."""
         if s.count(" ") < MIN_QUOTE_WORDS - 1:
             return None
-        matches = list(_WORD_RE.finditer(s))
+        matches = list(WORD_RE.finditer(s))
         words = [m.group() for m in matches]
         n = len(words)
         grams, texts = self._grams, self._texts
@@ -540,7 +243,7 @@ def own_words(
     :data:`MIN_QUOTE_WORDS` words are left out: quoting them is not "at
     length". Build it once and reuse it (a policy does).
 
-    .. versionadded:: 0.3.0
+    .. versionadded:: 0.2.0
     """
     if isinstance(texts, OwnWords):
         return texts
@@ -572,12 +275,15 @@ def parse_reply(
     """Classify a contact's reply.
 
     ``locale`` is the contact's locale (any spelling; unknown ones fall back
-    to ``default_locale``, then English). It decides which consent and
-    re-subscribe words count; stop, help and decline words of every pack
-    apply to everyone. ``keywords`` is the index to use (a policy's, with its
-    extra words); ``None`` is the built-in one. With ``lenient_consent``, a
-    consent word surrounded only by polite or affirmative words ("Yes
-    please", "Oui merci") is consent too, under :attr:`MatchRule.LENIENT`.
+    to ``default_locale``, then English). Consent and re-subscribe words
+    count when they belong to the contact's locale chain or to a language
+    the index serves (``keywords.languages``; the built-in index serves
+    every shipped pack, a policy's index its ``languages``); stop, help and
+    decline words of every pack apply to everyone. ``keywords`` is the index
+    to use (a policy's, with its extra words and languages); ``None`` is the
+    built-in one. With ``lenient_consent``, a consent word surrounded only
+    by polite or affirmative words ("Yes please", "Oui merci") is consent
+    too, under :attr:`MatchRule.LENIENT`.
 
     ``ours`` are the texts we send (an :class:`OwnWords`, such as
     ``policy.own_words``, or anything :func:`own_words` accepts): a reply
@@ -586,17 +292,19 @@ def parse_reply(
     never the contact's YES or STOP.
 
     Never raises for a ``str``; a non-``str`` text or locale is a
-    :class:`TypeError`. Only the first 512 and last 160 characters are read.
+    :class:`TypeError`. Only the first 512 and last 160 characters are read,
+    counted once whitespace and invisible characters are collapsed.
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.3.0 ``ours``.
+    .. versionchanged:: 0.2.0 ``ours``; consent words of every served
+       language; padding never pushes a word out of the windows.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
     if ours is not None and ours.__class__ is not OwnWords:
         ours = own_words(ours)
-    index = _keywords.default_keyword_index() if keywords is None else keywords
-    chain = index._chain(locale, default_locale)
+    index = default_keyword_index() if keywords is None else keywords
+    chain = _chain(index, locale, default_locale)
     table = index._prebuilt.get(chain)
     if table is not None and len(text) <= index._prebuilt_max:
         found = table.get(text)
@@ -606,6 +314,57 @@ def parse_reply(
     return _parse(text, chain, index, lenient_consent, ours)
 
 
+def keyword_language(
+    reply: ParsedReply, keywords: KeywordIndex | None = None
+) -> str | None:
+    """The pack of the language ``reply``'s keyword belongs to, when it
+    belongs to one language only; else ``None``.
+
+    ``ARRET``, ``Oui``, ``AIDE``, ``Arrêtez de m'écrire``, ``Bitte keine SMS
+    mehr`` are French, French, French, French, German: a confirmation or a
+    HELP answer to them goes out in that language, whatever the contact's
+    locale (Canadian practice: the keyword's language). ``STOP`` (English,
+    French, and more), ``Ja`` (German and Dutch), ``no``, ``info``, a
+    reaction or an unrecognised reply give ``None``: answer in the
+    contact's locale. An exact reply whose accents settle it counts as one
+    language: ``Sì`` is Italian and ``Sí`` Spanish (``Si`` is both), as long
+    as the parser attributed it to that language (the contact's own chain
+    comes first).
+
+    .. versionadded:: 0.2.0
+    """
+    loc = reply.locale
+    keyword = reply.keyword
+    if loc is None or keyword is None or reply.intent is Intent.REACTION:
+        return None
+    index = default_keyword_index() if keywords is None else keywords
+    langs = index._langs.get((reply.intent, keyword))
+    if langs is None:
+        return None
+    if len(langs) == 1:
+        return loc if loc.partition("-")[0] in langs else None
+    if reply.rule is not MatchRule.EXACT or reply.quoted is not None:
+        return None
+    forms = index._written.get((reply.intent, keyword))
+    packs = None if not forms else forms.get(accent_form(reply.text))
+    if packs is not None and loc in packs:
+        return loc
+    return None
+
+
+def _chain(index: KeywordIndex, locale: str | None, default: str) -> tuple[str, ...]:
+    """The contact's locale chain: a dict hit for the spellings hosts send
+    most, Babel's negotiation for the others."""
+    chain = (
+        index._chains_en.get(locale)
+        if default == "en"
+        else index._chains.get((locale, default))
+    )
+    if chain is None:
+        chain = locale_chain(locale, default)
+    return chain
+
+
 def _parse(
     text: str,
     chain: tuple[str, ...],
@@ -613,30 +372,35 @@ def _parse(
     lenient: bool,
     ours: OwnWords | None = None,
 ) -> ParsedReply:
-    long = len(text) > HEAD_CHARS
-    head = text[:HEAD_CHARS] if long else text
-    s = _fold(head)
+    if len(text) <= HEAD_CHARS:
+        view, long = text, False
+    else:
+        # Padding collapsed: the windows count what a contact wrote.
+        view, long = window(text)
+    s = fold(view[:HEAD_CHARS] if long else view)
     if not s:
         if long:
-            return _tail_stop(text, index, chain, ours, None)
+            return _tail_stop(text, view, index, chain, ours, None)
         return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text)
     if not long:
         # A keyword never contains a quote, so no reaction can be exact.
         exact = index._exact[chain].get(s)
         if exact is not None:
-            intent, keyword, loc = exact
+            intent, keyword, loc, accents = exact
+            if accents is not None:
+                loc = accents.get(accent_form(view), loc)
             return _reply(intent, keyword, MatchRule.EXACT, loc, text)
     first = s.partition(" ")[0]
     quote_re = index._reaction_first.get(first)
     if quote_re is None and not first.isalnum():
         # "elimino!! de": an emoji folded to punctuation, glued to the word.
-        first = first.rstrip(_ASCII_NOT_ALNUM)
+        first = first.rstrip(ASCII_NOT_ALNUM)
         quote_re = index._reaction_first.get(first)
     if quote_re is not None:
         quoted = quote_re.search(s) is not None
         # Without a quote, only "Loved an image" can be a reaction.
         if quoted or first in index._reaction_media_first:
-            reaction = index._reaction(text, s, quoted=quoted)
+            reaction = _reaction(index, view, s, quoted=quoted)
             if reaction is not None:
                 keyword, locs = reaction
                 found = None if ours is None else ours._find(s)
@@ -644,7 +408,7 @@ def _parse(
                     Intent.REACTION,
                     keyword,
                     MatchRule.REACTION,
-                    index._pack_of(locs, chain),
+                    attribute(locs, chain),
                     text,
                     None if found is None else found[1],
                 )
@@ -652,7 +416,7 @@ def _parse(
     if ours is not None:
         found = ours._find(s)
         if found is not None:
-            unquoted = _unquoted(text, s, found, chain, index, long, ours)
+            unquoted = _unquoted(text, view, s, found, chain, index, long, ours)
             if isinstance(unquoted, ParsedReply):
                 return unquoted
             s, kind = unquoted
@@ -660,23 +424,25 @@ def _parse(
     if index._screen.isdisjoint(ALNUM_RUN_RE.findall(s)):
         # No keyword's first word anywhere in the head.
         if long:
-            return _tail_stop(text, index, chain, ours, kind)
+            return _tail_stop(text, view, index, chain, ours, kind)
         return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, kind)
-    words, tight, starts = _words(s)
-    if not words:
+    found_words, tight, starts = words(s)
+    if not found_words:
         return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, kind)
-    stop = index._find_stop(words, tight, starts, chain, short=not long, ends=not long)
+    stop = _find_stop(
+        index, found_words, tight, starts, chain, short=not long, ends=not long
+    )
     if stop is not None:
         keyword, rule, loc = stop
         return _reply(Intent.STOP, keyword, rule, loc, text, kind)
     if long:
-        return _tail_stop(text, index, chain, ours, kind)
-    polite = index._find_polite(words, chain)
+        return _tail_stop(text, view, index, chain, ours, kind)
+    polite = _find_polite(index, found_words, chain)
     if polite is not None:
         intent, keyword, rule, loc = polite
         return _reply(intent, keyword, rule, loc, text, kind)
     if lenient:
-        consent = index._find_lenient(words, s, chain)
+        consent = _find_lenient(index, found_words, s, chain)
         if consent is not None:
             keyword, loc = consent
             return _reply(Intent.CONSENT, keyword, MatchRule.LENIENT, loc, text, kind)
@@ -685,6 +451,7 @@ def _parse(
 
 def _unquoted(  # noqa: PLR0917 (the parse state, passed along)
     text: str,
+    view: str,
     s: str,
     found: tuple[list[tuple[int, int]], MessageKind],
     chain: tuple[str, ...],
@@ -701,17 +468,17 @@ def _unquoted(  # noqa: PLR0917 (the parse state, passed along)
         raw.append(s[prev:start])
         prev = end
     raw.append(s[prev:])
-    pieces = [_fold(piece) for piece in raw]
+    pieces = [fold(piece) for piece in raw]
     # Inner punctuation stays ("yes please?" is not lenient consent).
     rest = [piece for piece, folded in zip(raw, pieces, strict=True) if folded]
     if not rest:
         # Only our words (and emoji, punctuation): nothing of the contact's.
         if long:
-            return _tail_stop(text, index, chain, ours, kind)
+            return _tail_stop(text, view, index, chain, ours, kind)
         return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, kind)
     # A reaction whose quote is ours, whatever its closing marks: a lead
     # before the quote, at most a listed tail word after it.
-    lead = index._reaction_lead(pieces[0], text)
+    lead = _reaction_lead(index, pieces[0], view)
     if (
         lead is not None
         and not any(pieces[1:-1])
@@ -719,31 +486,32 @@ def _unquoted(  # noqa: PLR0917 (the parse state, passed along)
     ):
         if long:
             # A closing "... STOP" after a megabyte still counts.
-            tail = _tail_stop(text, index, chain, ours, kind)
+            tail = _tail_stop(text, view, index, chain, ours, kind)
             if tail.intent is Intent.STOP:
                 return tail
         keyword, locs = lead
-        loc = index._pack_of(locs, chain)
+        loc = attribute(locs, chain)
         return _reply(Intent.REACTION, keyword, MatchRule.REACTION, loc, text, kind)
     # A quote is a sentence of its own: what follows it starts a sentence.
-    r = _fold(". ".join(rest))
+    r = fold(". ".join(rest))
     if not long:
         exact = index._exact[chain].get(r)
         if exact is not None:
-            intent, keyword, loc = exact
+            intent, keyword, loc, _ = exact
             return _reply(intent, keyword, MatchRule.EXACT, loc, text, kind)
     return r, kind
 
 
-def _tail_stop(
+def _tail_stop(  # noqa: PLR0917 (the parse state, passed along)
     text: str,
+    view: str,
     index: KeywordIndex,
     chain: tuple[str, ...],
     ours: OwnWords | None,
     quoted: MessageKind | None,
 ) -> ParsedReply:
     """A long text may end with a stop: "... Stop texting me." or "..., stop"."""
-    s = _fold(text[-TAIL_CHARS:])
+    s = fold(view[-TAIL_CHARS:])
     cut = True
     if ours is not None:
         found = ours._find(s)
@@ -752,20 +520,233 @@ def _tail_stop(
             if quoted is None:
                 quoted = kind
             # After a quote that opens the tail, a sentence starts.
-            cut = bool(_fold(s[: spans[0][0]]))
+            cut = bool(fold(s[: spans[0][0]]))
             pieces = []
             prev = 0
             for start, end in spans:
                 pieces.append(s[prev:start])
                 prev = end
             pieces.append(s[prev:])
-            s = _fold(". ".join(pieces))
-    words, tight, starts = _words(s)
-    if words:
+            s = fold(". ".join(pieces))
+    found_words, tight, starts = words(s)
+    if found_words:
         # The first word of the tail may be cut in half: never a sentence start.
         starts[0] = not cut
-        stop = index._find_stop(words, tight, starts, chain, short=False, first=False)
+        stop = _find_stop(
+            index, found_words, tight, starts, chain, short=False, first=False
+        )
         if stop is not None:
             keyword, rule, loc = stop
             return _reply(Intent.STOP, keyword, rule, loc, text, quoted)
     return _reply(Intent.UNRECOGNIZED, None, MatchRule.NONE, None, text, quoted)
+
+
+# -- the word rules -----------------------------------------------------------
+
+
+def _find_stop(
+    index: KeywordIndex,
+    found: list[str],
+    tight: list[bool],
+    starts: list[bool],
+    chain: tuple[str, ...],
+    *,
+    short: bool,
+    ends: bool = True,
+    first: bool = True,
+) -> tuple[str, MatchRule, str] | None:
+    """A stop phrase among the words ``found``; ``ends``: they end the
+    message; ``first``: they begin it (not so for a long text's tail)."""
+    n = len(found)
+    is_short = short and n <= SHORT_MESSAGE_WORDS
+    company = index._weak_company
+    third_party = index._third_party
+    stops = index._stop
+    for i, word in enumerate(found):
+        phrases = stops.get(word)
+        if phrases is None:
+            continue
+        for p in phrases:
+            k = len(p.tokens)
+            # A strong word counts where a sentence starts or the message
+            # ends ("..., stop"); anywhere in a short message; a phrase that
+            # only means our texts, anywhere (but not from a tail's first
+            # word, which may be cut).
+            last = ends and i + k == n
+            if not (
+                is_short or starts[i] or (last and p.strong) or (p.anywhere and i > 0)
+            ):
+                continue
+            if k > 1 and (
+                i + k > n
+                or found[i + 1] != p.tokens[1]
+                or tuple(found[i : i + k]) != p.tokens
+            ):
+                continue
+            if p.strong:
+                after = i + k
+                if after < n and tight[after] and found[after] in p.not_after:
+                    continue
+                if i > 0 and tight[i] and found[i - 1] in p.not_before:
+                    continue
+                if (
+                    p.keyword in third_party
+                    and not index._tp_yes.isdisjoint(found)
+                    and _about_others(index, found, tight, i, k)
+                ):
+                    continue
+                if i == 0 and first:
+                    rule = MatchRule.FIRST_WORD
+                elif starts[i]:
+                    rule = MatchRule.SENTENCE_START
+                elif is_short:
+                    rule = MatchRule.SHORT_MESSAGE
+                elif last:
+                    rule = MatchRule.LAST_WORD
+                else:
+                    rule = MatchRule.PHRASE
+                return p.keyword, rule, attribute(p.locales, chain)
+            if is_short and all(w in company for w in found[:i] + found[i + k :]):
+                rule = MatchRule.FIRST_WORD if i == 0 else MatchRule.SHORT_MESSAGE
+                return p.keyword, rule, attribute(p.locales, chain)
+    return None
+
+
+def _find_polite(
+    index: KeywordIndex, found: list[str], chain: tuple[str, ...]
+) -> tuple[Intent, str, MatchRule, str] | None:
+    """HELP or DECLINE among polite words only: "help please", "no thanks"."""
+    if len(found) > SHORT_MESSAGE_WORDS:
+        return None
+    polite = index._polite
+    for i, word in enumerate(found):
+        for p in index._polite_phrases.get(word, ()):
+            k = len(p.tokens)
+            if tuple(found[i : i + k]) != p.tokens:
+                continue
+            if all(w in polite for w in found[:i] + found[i + k :]):
+                rule = MatchRule.FIRST_WORD if i == 0 else MatchRule.SHORT_MESSAGE
+                return p.intent, p.keyword, rule, attribute(p.locales, chain)
+    return None
+
+
+def _find_lenient(
+    index: KeywordIndex, found: list[str], s: str, chain: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """A consent word among polite and affirmative words: "Yes please"."""
+    if "?" in s or len(found) > SHORT_MESSAGE_WORDS:
+        return None
+    allowed = index._lenient_words
+    accepted = index._consent_ok[chain]
+    for i, word in enumerate(found):
+        for p in index._consent.get(word, ()):
+            k = len(p.tokens)
+            if tuple(found[i : i + k]) != p.tokens:
+                continue
+            if p.keyword not in accepted:
+                continue
+            if all(w in allowed for w in found[:i] + found[i + k :]):
+                return p.keyword, index._exact[chain][p.keyword][2]
+    return None
+
+
+def _about_others(
+    index: KeywordIndex, found: list[str], tight: list[bool], i: int, k: int
+) -> bool:
+    """Whether the stop phrase ``found[i:i+k]`` stops something else, in a
+    message that says yes: "yes, make *them* stop", "yes, stop *the bill*".
+    A word naming our texts keeps the stop ("stop the texts"). (The caller
+    tests the yes first: it is the cheaper test.)"""
+    n = len(found)
+    after = i + k
+    if i > 0 and tight[i] and found[i - 1] in index._tp_subjects:
+        about = after >= n or not tight[after] or found[after] not in index._tp_ours
+    else:
+        about = (
+            after + 1 < n
+            and tight[after]
+            and tight[after + 1]
+            and found[after] in index._tp_determiners
+            and found[after + 1] not in index._tp_things
+        )
+    return about and not index._tp_yes.isdisjoint(found)
+
+
+# -- reactions ----------------------------------------------------------------
+
+
+def _emoji_start(text: str) -> bool:
+    """Whether ``text`` opens with an emoji, spaces and invisible characters
+    aside: Google Messages' reactions read "👍 to “…”". An emoji is a symbol,
+    one of the few punctuation emoji ("‼️"), or any character shown as an
+    emoji by the variation selector that follows it."""
+    for i, ch in enumerate(text[:32]):
+        if ch.isspace():
+            continue
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        return (
+            category == "So"
+            or ch in _PUNCTUATION_EMOJI
+            or text[i + 1 : i + 2] == "\ufe0f"
+        )
+    return False
+
+
+def _reaction(
+    index: KeywordIndex, text: str, s: str, *, quoted: bool
+) -> tuple[str, tuple[str, ...]] | None:
+    """The lead of a phone reaction ("Liked “…”", "👍 to “…”") and the packs
+    that list it, or ``None``. ``text`` is the reply as read (padding
+    collapsed when it is long), ``s`` its normalised head."""
+    m = None
+    if quoted:
+        if index._reaction_re is not None:
+            m = index._reaction_re.match(s)
+        if m is None and index._reaction_emoji_re is not None:
+            m = index._reaction_emoji_re.match(s)
+            if m is not None and not _emoji_start(text):
+                m = None
+    if m is None:
+        media = index._reaction_media_re
+        if media is not None and len(text) <= HEAD_CHARS:
+            m = media.fullmatch(s)
+        if m is None or m.lastgroup is None:
+            return None
+        return index._reaction_leads[m.lastgroup]
+    if m.lastgroup is None:
+        return None
+    lead, locales = index._reaction_leads[m.lastgroup]
+    tail = text[-TAIL_CHARS:].rstrip()
+    if tail.endswith(_ELLIPSES):
+        # The phone cut a long quote short and left it open.
+        return lead, locales
+    if len(text) <= HEAD_CHARS:
+        needed = 2 + lead.count("'")
+        if sum(text.count(q) for q in QUOTES) < needed:
+            return None
+    last = max(tail.rfind(q) for q in QUOTES)
+    if last < 0:
+        return None
+    rest = normalize(tail[last + 1 :])
+    if rest and rest not in index._reaction_tails:
+        return None
+    return lead, locales
+
+
+def _reaction_lead(
+    index: KeywordIndex, piece: str, text: str
+) -> tuple[str, tuple[str, ...]] | None:
+    """The reaction lead that the normalised ``piece`` is, whole: what comes
+    before a quote of our words in ``text``."""
+    m = None
+    if index._reaction_lead_re is not None:
+        m = index._reaction_lead_re.fullmatch(piece)
+    if m is None and index._reaction_emoji_lead_re is not None:
+        m = index._reaction_emoji_lead_re.fullmatch(piece)
+        if m is not None and not _emoji_start(text):
+            m = None
+    if m is None or m.lastgroup is None:
+        return None
+    return index._reaction_leads[m.lastgroup]

@@ -11,8 +11,9 @@ wsproto's ``Extension``.
 from __future__ import annotations
 
 import enum
+import os
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import time, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -26,12 +27,13 @@ from ._keywords import (
     KeywordCollision,
     KeywordIndex,
     build_keyword_index,
-    default_keyword_index,
     lint_keywords,
+    served_languages,
 )
 from ._locale import available_locales, require_locale
-from ._parser import OwnWords, ParsedReply, own_words
+from ._parser import OwnWords, own_words
 from ._quiet import zone
+from ._records import ParsedReply
 
 __all__ = ["Mode", "Policy"]
 
@@ -156,6 +158,17 @@ def _quiet_hours(value: Any) -> tuple[time, time] | None:
     return hours[0], hours[1]
 
 
+def _languages(value: Iterable[str] | None) -> tuple[str, ...]:
+    """The languages served, canonical and in pack order (None: all packs)."""
+    try:
+        return served_languages(value)
+    except (UnknownLocale, TypeError) as e:
+        raise PolicyError(
+            "languages",
+            f"{e}; the available languages are {', '.join(available_locales())}",
+        ) from None
+
+
 def _methods(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         raise PolicyError(
@@ -172,7 +185,7 @@ def _methods(value: Any) -> frozenset[str]:
 
 @attrs.frozen(kw_only=True)
 class Policy:
-    """An organisation's consent rules. Defaults follow the seed and carriers.
+    """An organisation's consent rules. Defaults follow carrier practice.
 
     A bare ``Policy(org_name="Acme")`` uses attestation mode; allows 3 opt-in
     attempts, resent no sooner than 24 h apart; sends up to 3 reminders per
@@ -199,6 +212,24 @@ class Policy:
     with reason ``"quiet_hours"`` and ``next_allowed_at``. Answers to the
     contact (confirmations, HELP, reminders) are never held back.
 
+    ``languages`` (every shipped pack by default): the languages whose
+    consent and re-subscribe words count for any contact, whatever their
+    locale ("Oui" from a contact with no locale opts in). Consent stays
+    strict: the whole message must be the word. The contact's own locale
+    chain always counts; ``languages=()`` accepts only it. A confirmation
+    or HELP answer goes out in the language of the keyword used when the
+    keyword belongs to one language (ARRET, AIDE, Oui), and that language
+    becomes the contact's locale when none is known
+    (:func:`~optin_core.keyword_language`). An unknown language is a
+    :class:`~optin_core.PolicyError` listing the available ones.
+
+    ``keyword_opt_in``: what a sign-up keyword (START, YES...) from a contact
+    never texted before does: ``"off"`` (nothing: they never saw any
+    wording), ``"double"`` (the opt-in request goes out, in the keyword's
+    language; their YES to it opts them in) or ``"single"`` (they are opted
+    in at once, with the confirmation). Either way the keyword is recorded
+    as the evidence.
+
     ``log_key``, when set, keys the consent log's hash chain (HMAC-SHA-256):
     rewriting a contact's log then needs the key. Keep it outside the
     database that holds the logs, and pass the same key to
@@ -206,13 +237,16 @@ class Policy:
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``log_key``, ``provider_answers_keywords``,
-       ``stop_confirmation_window``, ``quiet_hours``, ``time_zone``.
+       ``stop_confirmation_window``, ``quiet_hours``, ``time_zone``,
+       ``keyword_opt_in``.
+    .. versionchanged:: 0.2.0 ``languages``.
     """
 
     org_name: str
     program_name: str = ""
     mode: Mode = attrs.field(default=Mode.ATTESTATION, converter=_mode)
     default_locale: str = "en"
+    languages: tuple[str, ...] = attrs.field(default=None, converter=_languages)
     allow_resend: bool = True
     max_attempts: int = 3
     resend_after: timedelta = timedelta(hours=24)
@@ -231,6 +265,7 @@ class Policy:
         default=None, converter=_quiet_hours
     )
     time_zone: str = "UTC"
+    keyword_opt_in: str = "off"
     attestation_methods: frozenset[str] = attrs.field(
         default=frozenset(), converter=_methods
     )
@@ -259,11 +294,7 @@ class Policy:
 
     def __attrs_post_init__(self) -> None:
         self._validate()
-        index = (
-            build_keyword_index(self.extra_keywords)
-            if self.extra_keywords
-            else default_keyword_index()
-        )
+        index = build_keyword_index(self.extra_keywords, languages=self.languages)
         object.__setattr__(self, "keywords", index)
         # Built once per policy. A subclass's ``message`` hook decides what
         # is sent, so its texts are the ones a contact can quote back.
@@ -313,6 +344,11 @@ class Policy:
                 "must be None or a secret of at least 16 bytes (32 random bytes, "
                 "e.g. secrets.token_bytes(32), kept outside the database)",
             )
+        if self.keyword_opt_in not in ("off", "double", "single"):
+            raise PolicyError(
+                "keyword_opt_in",
+                f"must be 'off', 'double' or 'single', got {self.keyword_opt_in!r}",
+            )
         try:
             zone(self.time_zone)
         except ValueError as e:
@@ -356,6 +392,37 @@ class Policy:
             for loc in (None, *available_locales()):
                 rendered[kind, loc] = self._render(kind, loc)
         object.__setattr__(self, "_rendered", MappingProxyType(rendered))
+
+    @classmethod
+    def from_toml(
+        cls,
+        source: str | os.PathLike[str],
+        *,
+        table: str | None = None,
+        **overrides: Any,
+    ) -> Policy:
+        """A policy read from a TOML file (a path), or from TOML text.
+
+        The file's keys are the settings' names (see the settings reference
+        in the docs); ``table`` reads them from a dotted sub-table instead
+        (``"tool.optin_core"``), and ``overrides`` win over the file.
+        Durations are strings such as ``"24h"``, ``"30m"``, ``"1h30m"`` or
+        integers of seconds; ``"none"`` stands for ``None``; ``quiet_hours``
+        is ``["21:00", "08:00"]``. ``log_key`` is never read from a file:
+        pass it as an override.
+
+        A ``str`` holding a line break or an ``=`` is TOML text, any other
+        ``str`` or an ``os.PathLike`` a path. Raises
+        :class:`~optin_core.PolicyError` naming the key for an unknown key,
+        a value of the wrong type (with the type expected) or an invalid
+        setting; ``tomllib.TOMLDecodeError`` for text that is not TOML;
+        ``OSError`` for a file that cannot be read.
+
+        .. versionadded:: 0.2.0
+        """
+        from ._toml import policy_settings  # noqa: PLC0415 (on use: tomllib)
+
+        return cls(**policy_settings(cls, source, table=table, overrides=overrides))
 
     # -- hooks: override in a subclass to plug in an organisation's rules --
 
@@ -403,7 +470,10 @@ class Policy:
         """Keywords that land in two intents, so a collision is a decision.
 
         With ``yes_restarts`` the consent words also restart a stopped
-        contact (Twilio's reading of YES); that is reported too.
+        contact (Twilio's reading of YES); that is reported too. Consent
+        words of every language in ``languages`` count for every contact, so
+        a word that means consent in one of them and stop, help or decline
+        in another is reported (with both packs in ``locales``).
         """
         found = list(lint_keywords(self.keywords))
         if self.yes_restarts:

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
-from ._enums import ConsentState, MessageKind, Outcome, Trigger
+from ._enums import ConsentState, Intent, MatchRule, MessageKind, Outcome, Trigger
 from ._errors import InvalidInput, RecordError, show
-from ._parser import ParsedReply
+from ._personal import Redacted
 from ._quiet import zone
 
 __all__ = [
@@ -29,11 +29,13 @@ __all__ = [
     "AuditEvent",
     "Consent",
     "Decision",
+    "Import",
     "Inbound",
     "Input",
     "MessageExpired",
     "MessageFailed",
     "Outgoing",
+    "ParsedReply",
     "ProviderOptOut",
     "RequestOptIn",
     "Revoke",
@@ -260,6 +262,51 @@ class MessageFailed:
     error: str = attrs.field(validator=_text)
 
 
+def _importable(
+    instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is not ConsentState.STOPPED and value is not ConsentState.OPTED_IN:
+        raise InvalidInput(
+            f"Import.state must be ConsentState.STOPPED or OPTED_IN, got "
+            f"{show(value)}: other states carry no consent and no stop to import"
+        )
+
+
+def _opt_aware(
+    instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is not None:
+        _aware(instance, attribute, value)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Import:
+    """A consent status carried over from another system (a vendor's export,
+    a second system being merged): ``ConsentService.import_records`` builds
+    one per row it applies.
+
+    ``state`` is what the source says: ``STOPPED`` (always applied: a stop
+    outranks everything) or ``OPTED_IN`` (applied only to a contact that is
+    NEW, PENDING or DISCLOSED: never over a stop, which only the contact can
+    undo). ``source`` names the system or file, ``since`` is when the source
+    says the contact entered that state, ``evidence`` the row's own
+    reference; all are recorded on the event. ``import_id`` identifies the
+    source row (a digest of what it says): logged as the event's message id,
+    so importing the same row twice changes nothing.
+
+    .. versionadded:: 0.2.0
+    """
+
+    kind: ClassVar[str] = "import"
+    at: datetime = attrs.field(validator=_aware)
+    state: ConsentState = attrs.field(validator=_importable)
+    source: str = attrs.field(validator=_nonempty)
+    by: str = attrs.field(validator=_nonempty)
+    import_id: str = attrs.field(validator=_message_id)
+    since: datetime | None = attrs.field(default=None, validator=_opt_aware)
+    evidence: str | None = attrs.field(default=None, validator=_opt_text)
+
+
 Input: TypeAlias = (
     RequestOptIn
     | Inbound
@@ -269,6 +316,7 @@ Input: TypeAlias = (
     | ProviderOptOut
     | MessageExpired
     | MessageFailed
+    | Import
 )
 INPUT_KINDS = {
     c.kind: c
@@ -281,6 +329,7 @@ INPUT_KINDS = {
         ProviderOptOut,
         MessageExpired,
         MessageFailed,
+        Import,
     )
 }
 
@@ -303,6 +352,160 @@ def idempotency_key(
     if namespace:
         text = f"{namespace}\x1e{text}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class ParsedReply:
+    """What a reply means, with the evidence a compliance officer needs.
+
+    ``keyword`` is the canonical (normalised) keyword that matched, ``rule``
+    why it matched, ``locale`` the pack it came from (``None`` when nothing
+    matched) and ``text`` the original text, untouched.
+
+    In a consent log a reply longer than :data:`MAX_REPLY_CHARS` is kept as
+    its first characters: ``full_length`` then holds the length of the whole
+    reply and ``full_sha256`` the SHA-256 of its UTF-8 bytes (lone
+    surrogates encoded as such), so the evidence stays bounded and still
+    identifies the text. Both are ``None`` when ``text`` is complete.
+
+    ``quoted`` is the kind of our own message the reply quoted at length
+    (a reaction to the opt-in request, a pasted reminder), when the parser
+    was given our texts (``parse_reply(..., ours=...)``): the reply was then
+    classified on what remains once the quote is removed. ``None`` when no
+    quote was found (or looked for).
+
+    Built by :func:`~optin_core.parse_reply`; it lives with the other
+    records, which carry it, so that records never import the parser.
+
+    .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``full_length`` and ``full_sha256``.
+    .. versionchanged:: 0.2.0 ``quoted``.
+    """
+
+    intent: Intent
+    keyword: str | None
+    rule: MatchRule
+    locale: str | None
+    text: str
+    full_length: int | None = None
+    full_sha256: str | None = None
+    quoted: MessageKind | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-safe dict; :meth:`from_dict` reads it back.
+
+        .. versionadded:: 0.1.0
+        """
+        d: dict[str, object] = {
+            "intent": self.intent.value,
+            "keyword": self.keyword,
+            "rule": self.rule.value,
+            "locale": self.locale,
+            "text": personal(self.text),
+        }
+        if self.full_length is not None:
+            d["full_length"] = self.full_length
+            d["full_sha256"] = self.full_sha256
+        if self.quoted is not None:
+            # Written only when set: replies without a quote keep the
+            # encoding (and the log digests) they always had.
+            d["quoted"] = self.quoted.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> ParsedReply:
+        """Read a dict written by :meth:`to_dict`.
+
+        Raises :class:`~optin_core.RecordError` naming the field when the data
+        is malformed.
+
+        .. versionadded:: 0.1.0
+        """
+        if not isinstance(d, Mapping):
+            raise RecordError("reply", f"expected a mapping, got {type(d).__name__}")
+        unknown = sorted(str(k) for k in d if k not in _REPLY_FIELDS)
+        if unknown:
+            raise RecordError(unknown[0], "unknown field")
+        for name in _REPLY_FIELDS[:5]:
+            if name not in d:
+                raise RecordError(name, "missing")
+        intent: Intent = _reply_member(Intent, d["intent"], "intent")
+        rule: MatchRule = _reply_member(MatchRule, d["rule"], "rule")
+        keyword, locale, text = d["keyword"], d["locale"], d["text"]
+        if keyword is not None and not isinstance(keyword, str):
+            raise RecordError("keyword", "expected a str or null")
+        if locale is not None and not isinstance(locale, str):
+            raise RecordError("locale", "expected a str or null")
+        text = _personal_value(text, "text")
+        full_length, full_sha256 = d.get("full_length"), d.get("full_sha256")
+        if (full_length is None) != (full_sha256 is None):
+            raise RecordError("full_length", "full_length and full_sha256 go together")
+        if full_length is not None and (
+            not isinstance(full_length, int)
+            or isinstance(full_length, bool)
+            or (full_length <= len(text) and text.__class__ is not Redacted)
+        ):
+            raise RecordError(
+                "full_length", "expected an int longer than the text kept"
+            )
+        if full_sha256 is not None and not _is_hex(full_sha256, 64):
+            raise RecordError("full_sha256", "expected 64 lowercase hex digits")
+        assert full_sha256 is None or isinstance(full_sha256, str)
+        quoted = d.get("quoted")
+        if quoted is not None:
+            quoted = _reply_member(MessageKind, quoted, "quoted")
+        return cls(
+            intent=intent,
+            keyword=keyword,
+            rule=rule,
+            locale=locale,
+            text=text,
+            full_length=full_length,
+            full_sha256=full_sha256,
+            quoted=quoted,
+        )
+
+    def bounded(self, limit: int) -> ParsedReply:
+        """This reply as a log keeps it: ``text`` cut to ``limit`` characters,
+        with the whole text's length and SHA-256 (itself when short enough).
+
+        .. versionadded:: 0.2.0
+        """
+        text = self.text
+        if len(text) <= limit or self.full_length is not None:
+            return self
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return ParsedReply(
+            intent=self.intent,
+            keyword=self.keyword,
+            rule=self.rule,
+            locale=self.locale,
+            text=text[:limit],
+            full_length=len(text),
+            full_sha256=digest,
+            quoted=self.quoted,
+        )
+
+
+_REPLY_FIELDS = (
+    "intent",
+    "keyword",
+    "rule",
+    "locale",
+    "text",
+    "full_length",
+    "full_sha256",
+    "quoted",
+)
+
+
+def _reply_member(enum_type: Any, value: object, name: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            pass
+    raise RecordError(name, f"unknown {name} {show(value)}")
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -329,9 +532,9 @@ class Outgoing:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "contact": self.contact,
+            "contact": personal(self.contact),
             "kind": self.kind.value,
-            "text": self.text,
+            "text": personal(self.text),
             "locale": self.locale,
             "key": self.key,
         }
@@ -343,9 +546,9 @@ class Outgoing:
     def from_dict(cls, data: object, *, field: str = "outgoing") -> Outgoing:
         d = _mapping(data, field)
         return cls(
-            contact=_str(d, "contact", field),
+            contact=_pstr(d, "contact", field),
             kind=_enum(MessageKind, d, "kind", field),
-            text=_str(d, "text", field),
+            text=_pstr(d, "text", field),
             locale=_str(d, "locale", field),
             key=_str(d, "key", field),
             deadline=_opt_dt(d, "deadline", field),
@@ -423,8 +626,8 @@ class AuditEvent:
             "reply": None if self.reply is None else self.reply.to_dict(),
             "sent": [m.to_dict() for m in self.sent],
             "method": self.method,
-            "evidence": self.evidence,
-            "reason": self.reason,
+            "evidence": _opt_personal(self.evidence),
+            "reason": _opt_personal(self.reason),
             "locale": self.locale,
             "policy_id": self.policy_id,
             "policy_version": self.policy_version,
@@ -471,8 +674,8 @@ class AuditEvent:
                 for i, m in enumerate(sent)
             ),
             method=_opt_str(d, "method", field),
-            evidence=_opt_str(d, "evidence", field),
-            reason=_opt_str(d, "reason", field),
+            evidence=_opt_pstr(d, "evidence", field),
+            reason=_opt_pstr(d, "reason", field),
             locale=_opt_str(d, "locale", field),
             policy_id=_str(d, "policy_id", field),
             policy_version=_str(d, "policy_version", field),
@@ -542,7 +745,7 @@ class Consent:
         """
         return {
             "schema": SCHEMA_VERSION,
-            "contact": self.contact,
+            "contact": personal(self.contact),
             "state": self.state.value,
             "locale": self.locale,
             "version": self.version,
@@ -613,7 +816,7 @@ class Consent:
             raise RecordError(
                 "auto_replies", f"expected a list of at most {AUTO_REPLY_MEMORY} times"
             )
-        contact = _str(d, "contact", "")
+        contact = _pstr(d, "contact", "")
         try:
             check_contact(contact)
         except InvalidInput as e:
@@ -945,6 +1148,39 @@ def _str(d: Mapping[str, Any], key: str, prefix: str) -> str:
 
 def _opt_str(d: Mapping[str, Any], key: str, prefix: str) -> str | None:
     return None if d.get(key) is None else _str(d, key, prefix)
+
+
+def personal(value: str) -> Any:
+    """A personal value as records write it: itself, or
+    ``{"redacted": "<commitment>"}`` once an erasure removed it."""
+    if value.__class__ is Redacted:
+        return {"redacted": str(value)}
+    return value
+
+
+def _opt_personal(value: str | None) -> Any:
+    return None if value is None else personal(value)
+
+
+def _personal_value(value: object, name: str) -> str:
+    """A personal value read back: a ``str``, or ``{"redacted": digest}``
+    (a :class:`Redacted`)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and set(value) == {"redacted"}:
+        digest = value["redacted"]
+        if is_digest(digest):
+            return Redacted(digest)
+        raise RecordError(name, f"a redacted value keeps a digest, got {show(digest)}")
+    raise RecordError(name, f"expected str, got {show(value)}")
+
+
+def _pstr(d: Mapping[str, Any], key: str, prefix: str) -> str:
+    return _personal_value(d.get(key), _path(prefix, key))
+
+
+def _opt_pstr(d: Mapping[str, Any], key: str, prefix: str) -> str | None:
+    return None if d.get(key) is None else _pstr(d, key, prefix)
 
 
 def _int(d: Mapping[str, Any], key: str, prefix: str) -> int:

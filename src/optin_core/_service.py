@@ -21,31 +21,45 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import logging
-from collections.abc import Callable, Generator, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import IO, Any, Generic, Literal, TypeAlias, TypeVar
 
 import attrs
 
 from ._core import cancel_queued, cancelled_by_stop, decide, may_text
-from ._enums import Outcome
+from ._enums import ConsentState, Outcome
+from ._erase import Erasure, erase_log, suppression_key
 from ._errors import (
+    ContactStopped,
     DuplicateMessage,
+    ImportRefused,
     InvalidInput,
     RecipientOptedOut,
     RecordError,
     StaleVersion,
+    UnknownContact,
 )
 from ._log import ConsentLog, verify
 from ._phone import canonical_contact, zone_of_number
 from ._policy import Policy
 from ._quiet import zone
+from ._receipt import (
+    ReceiptFormat,
+    check_receipt_format,
+    receipt_zone,
+    render_erased,
+    render_receipt,
+)
 from ._records import (
     Attest,
     AuditEvent,
     Consent,
     Decision,
+    Import,
     Inbound,
     Input,
     MessageExpired,
@@ -58,6 +72,25 @@ from ._records import (
     check_contact,
     make_decision,
 )
+from ._transfer import (
+    CsvRow,
+    ErasureRow,
+    Format,
+    ImportReport,
+    LogRow,
+    Row,
+    Tally,
+    check_format,
+    csv_header,
+    csv_line,
+    csv_rows,
+    erasure_line,
+    import_id,
+    jsonl_line,
+    parse_csv_row,
+    parse_jsonl_line,
+    since,
+)
 from .providers import opt_out_error
 from .stores import AsyncStore, Lease, Store
 from .stores._base import DELIVERY_STATUSES, MessageRecord
@@ -65,6 +98,7 @@ from .stores._base import DELIVERY_STATUSES, MessageRecord
 __all__ = [
     "AsyncConsentService",
     "ConsentService",
+    "Progress",
     "SendErrorHandler",
 ]
 
@@ -74,6 +108,10 @@ _T = TypeVar("_T")
 
 #: Called with the message and the exception when ``send`` raises.
 SendErrorHandler: TypeAlias = Callable[[Outgoing, Exception], None]
+
+#: Called by long operations (export, import) with the rows done so far and
+#: the total when known (an import counts its rows first; an export cannot).
+Progress: TypeAlias = Callable[[int, "int | None"], None]
 
 # ---------------------------------------------------------------------------
 # The requests an operation yields to its driver.
@@ -255,6 +293,9 @@ class _Shell:
         # The keys' namespace: the store's id, then this service's tenant;
         # read from the store on the first operation.
         self._keys: str | None = None
+        # Whether the store keeps erasures (the shipped ones do; a host's
+        # store of the 0.2.0 protocol without them never has erased contacts).
+        self._erasures = callable(getattr(store, "erasure", None))
 
     def __repr__(self) -> str:
         return (
@@ -396,6 +437,12 @@ class _Shell:
         return self._read_log(self._contact(contact))
 
     def _read_log(self, contact: str) -> _Steps[ConsentLog]:
+        log, _erased = yield from self._read(contact)
+        return log
+
+    def _read(self, contact: str) -> _Steps[tuple[ConsentLog, bool]]:
+        """The contact's verified log, and whether the contact is erased
+        (the log is then its suppression's, see :meth:`_load_base`)."""
         # The log first: events are appended before their head is saved, so
         # a head read after it is never behind it; a head moved on meanwhile
         # is caught below and read again.
@@ -403,11 +450,14 @@ class _Shell:
         head = Consent(contact=contact)
         for _ in range(self.max_retries):
             events = yield _StoreCall("log", (contact,))
-            head = yield from self._load(contact)
+            head, base = yield from self._load_base(contact)
+            if base:
+                # Erased: the suppression is all there is of the contact.
+                return ConsentLog(head=head, events=base), True
             if head.version <= len(events):
                 events = events[: head.version]
                 verify(contact, events, head, log_key=self.policy.log_key)
-                return ConsentLog(head=head, events=tuple(events))
+                return ConsentLog(head=head, events=tuple(events)), False
         raise StaleVersion(
             contact,
             expected=len(events),
@@ -425,9 +475,24 @@ class _Shell:
     # -- the steps --
 
     def _load(self, contact: str) -> _Steps[Consent]:
+        head, _base = yield from self._load_base(contact)
+        return head
+
+    def _load_base(
+        self, contact: str
+    ) -> _Steps[tuple[Consent, tuple[AuditEvent, ...]]]:
+        """The stored head and ``()``; for a contact without one, a new head,
+        or, when the contact was erased, the STOPPED head of its suppression
+        and the event that makes it (the first of a fresh log, should the
+        contact come back by texting START)."""
         record = yield _StoreCall("get", (contact,))
         if record is None:
-            return Consent.new(contact)
+            if self._erasures:
+                key = suppression_key(contact, self.policy.log_key)
+                erasure = yield _StoreCall("erasure", (key,))
+                if erasure is not None:
+                    return self._suppressed(contact, erasure)
+            return Consent.new(contact), ()
         if not isinstance(record, Consent):
             raise RecordError(
                 "record",
@@ -440,7 +505,25 @@ class _Shell:
                 f"the store returned the record of {record.contact!r}",
                 contact=contact,
             )
-        return record
+        return record, ()
+
+    def _suppressed(
+        self, contact: str, erasure: Erasure
+    ) -> tuple[Consent, tuple[AuditEvent, ...]]:
+        """An erased contact's suppression: a revocation dated at its last
+        erasure (so that a START sent before it restarts nothing)."""
+        when = erasure.erased_at
+        decision = decide(
+            Consent.new(contact),
+            Revoke(
+                at=when,
+                by="optin_core:erasure",
+                reason=f"suppressed: the contact's data was erased at "
+                f"{when.isoformat()}",
+            ),
+            self.policy,
+        )
+        return decision.consent, decision.events
 
     def _lease(self) -> Lease:
         now = self._now()
@@ -463,10 +546,14 @@ class _Shell:
         conflict: StaleVersion | None = None
         keys = yield from self._key_namespace()
         for _ in range(self.max_retries):
-            loaded = yield from self._load(contact)
+            loaded, base = yield from self._load_base(contact)
             decision = decide(loaded, input, self.policy, namespace=keys)
             if not decision.changed:
                 return decision
+            if base and not isinstance(input, Inbound):
+                # An erased contact: only its own message (START, HELP) is
+                # recorded, as a fresh log that begins with its suppression.
+                return make_decision(loaded, (), (), None, Outcome.UNCHANGED)
             if cancelled_by_stop(decision):
                 # What the stop cancels is logged with it: the queue as
                 # stored now (the put refuses it if it moved meanwhile).
@@ -478,8 +565,11 @@ class _Shell:
                 # The store claims the contact's next message in this write.
                 claimed = yield _StoreCall(
                     "put",
-                    (decision.consent, decision.events),
-                    {"expected_version": loaded.version, "lease": self._lease()},
+                    (decision.consent, (*base, *decision.events)),
+                    {
+                        "expected_version": loaded.version - len(base),
+                        "lease": self._lease(),
+                    },
                 )
             except StaleVersion as e:
                 conflict = e
@@ -637,6 +727,519 @@ class _Shell:
                 ),
             )
         return message
+
+    # -- compliance: argument checks, then the steps --
+
+    #: Contacts per page when an import looks for live records of numbers
+    #: erased in its source.
+    _page = 1000
+
+    def _export(
+        self, fp: IO[str], fmt: object, progress: Progress | None, page_size: int
+    ) -> _Steps[int]:
+        checked = check_format(fmt)
+        _writable(fp)
+        _check_progress(progress)
+        if (
+            not isinstance(page_size, int)
+            or isinstance(page_size, bool)
+            or page_size < 1
+        ):
+            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+        return self._export_steps(fp, checked, progress, page_size)
+
+    def _import(  # noqa: PLR0917 - the import's settings, in order
+        self,
+        fp: IO[str],
+        fmt: object,
+        source: str,
+        by: str,
+        dry_run: bool,
+        continue_on_error: bool,
+        progress: Progress | None,
+    ) -> _Steps[ImportReport]:
+        checked = check_format(fmt)
+        for name, value in (("source", source), ("by", by)):
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInput(
+                    f"{name} must be a non-empty str (it is recorded on every "
+                    "imported event)"
+                )
+        _check_progress(progress)
+        return self._import_steps(
+            _rewindable(fp),
+            checked,
+            source,
+            by,
+            bool(dry_run),
+            bool(continue_on_error),
+            progress,
+        )
+
+    # -- compliance: export, import, erasure, receipts, retention --
+
+    def _needs(self, what: str, *names: str) -> None:
+        for name in names:
+            if not callable(getattr(self.store, name, None)):
+                raise TypeError(
+                    f"store has no {name}() method, which {what} needs; see "
+                    "optin_core.Store (0.2.0) for the protocol"
+                )
+
+    def _export_steps(
+        self,
+        fp: IO[str],
+        fmt: Format,
+        progress: Progress | None,
+        page: int,
+    ) -> _Steps[int]:
+        self._needs("export", "contacts", "messages")
+        written = 0
+        if fmt == "csv":
+            fp.write(csv_header())
+        after: str | None = None
+        while True:
+            contacts: list[str] = yield _StoreCall(
+                "contacts", (), {"after": after, "limit": page}
+            )
+            for contact in contacts:
+                log, erased = yield from self._read(contact)
+                if erased or log.head.version == 0:
+                    continue  # erased (or gone) since it was listed
+                if fmt == "jsonl":
+                    records = yield _StoreCall("messages", (contact,))
+                    fp.write(jsonl_line(log, records))
+                else:
+                    fp.write(csv_line(log))
+                written += 1
+                if progress is not None:
+                    progress(written, None)
+            if len(contacts) < page:
+                break
+            after = contacts[-1]
+        if fmt == "jsonl" and callable(getattr(self.store, "erasures", None)):
+            after = None
+            while True:
+                erasures: list[Erasure] = yield _StoreCall(
+                    "erasures", (), {"after": after, "limit": page}
+                )
+                for erasure in erasures:
+                    erasure.verify(log_key=self.policy.log_key)
+                    fp.write(erasure_line(erasure))
+                    written += 1
+                    if progress is not None:
+                        progress(written, None)
+                if len(erasures) < page:
+                    break
+                after = erasures[-1].key
+        return written
+
+    def _import_steps(  # noqa: PLR0917 - the import's settings, in order
+        self,
+        fp: IO[str],
+        fmt: Format,
+        source: str,
+        by: str,
+        dry_run: bool,
+        continue_on_error: bool,
+        progress: Progress | None,
+    ) -> _Steps[ImportReport]:
+        self._needs("an import", "restore", "suppress", "erasure", "log", "contacts")
+        tally = Tally(dry_run)
+        # First pass: every line read and verified; nothing is written (a
+        # bad line refuses the whole file, unless told to skip such lines).
+        start = fp.tell()
+        skipped: set[int] = set()
+        erased: dict[str, tuple[int, datetime]] = {}
+        total = 0
+        for line, row, problem in self._read_rows(fp, fmt):
+            total += 1
+            if row is None:
+                if not continue_on_error or (line == 1 and fmt == "csv"):
+                    raise ImportRefused(line, problem)
+                skipped.add(line)
+                tally.add("refused", f"unreadable: {problem}", line, None)
+            elif isinstance(row, ErasureRow):
+                erased.setdefault(row.erasure.key, (line, row.erasure.erased_at))
+        # Second pass: apply each row.
+        fp.seek(start)
+        live: set[str] = set()
+        for done, (line, row, _problem) in enumerate(self._read_rows(fp, fmt), 1):
+            if row is not None and line not in skipped:
+                if isinstance(row, LogRow):
+                    key = suppression_key(row.log.contact, self.policy.log_key)
+                    if key in erased:
+                        live.add(key)
+                yield from self._import_row(row, source, by, dry_run, tally)
+            if progress is not None:
+                progress(done, total)
+        # Live records here of contacts erased in the source: stopped.
+        pending = {k: v for k, v in erased.items() if k not in live}
+        if pending:
+            yield from self._stop_erased(pending, source, by, dry_run, tally)
+        return tally.report()
+
+    def _read_rows(
+        self, fp: IO[str], fmt: Format
+    ) -> Iterator[tuple[int, Row | None, str]]:
+        """``(line, row, problem)`` for each line or row of ``fp``; ``row``
+        is ``None`` when it cannot be read, ``problem`` says why."""
+        log_key = self.policy.log_key
+        if fmt == "jsonl":
+            for line, text in enumerate(fp, 1):
+                if not text.strip():
+                    continue
+                try:
+                    yield (
+                        line,
+                        parse_jsonl_line(
+                            line, text, log_key=log_key, canonical=self._contact
+                        ),
+                        "",
+                    )
+                except ImportRefused as e:
+                    yield line, None, e.problem
+            return
+        for line, cells, problem in csv_rows(fp):
+            if cells is None:
+                # The header: the import refuses the file, whatever it was
+                # told (without the columns no row can be read).
+                yield line, None, problem
+                return
+            try:
+                yield line, parse_csv_row(line, cells, self._contact), ""
+            except ImportRefused as e:
+                yield line, None, e.problem
+
+    def _import_row(
+        self, row: Row, source: str, by: str, dry_run: bool, tally: Tally
+    ) -> _Steps[None]:
+        if isinstance(row, ErasureRow):
+            key = row.erasure.key
+            kept = yield _StoreCall("erasure", (key,))
+            if kept is not None:
+                tally.add("unchanged", "erased: suppressed already", row.line, None)
+                return
+            stored = dry_run or (yield _StoreCall("suppress", (row.erasure,)))
+            outcome: Literal["applied", "unchanged"] = (
+                "applied" if stored else "unchanged"
+            )
+            tally.add(outcome, "erased: suppression imported", row.line, None)
+            return
+        if isinstance(row, LogRow):
+            contact, state = row.log.contact, row.log.head.state
+        else:
+            contact, state = row.contact, row.state
+        head, base = yield from self._load_base(contact)
+        if base:
+            if state is ConsentState.STOPPED:
+                reason = "erased here: suppressed already"
+                tally.add("unchanged", reason, row.line, contact)
+            else:
+                reason = "erased here: only the contact can come back, by texting START"
+                tally.add("refused", reason, row.line, contact)
+            return
+        if isinstance(row, CsvRow):
+            evidence = f"row {row.line}"
+            if row.source:
+                evidence += f"; source: {row.source}"
+            if row.evidence:
+                evidence += f"; {row.evidence}"
+            yield from self._import_state(
+                contact,
+                row.line,
+                state,
+                row.since,
+                source,
+                by,
+                evidence,
+                dry_run,
+                tally,
+            )
+            return
+        log = row.log
+        if head.version == 0:
+            if dry_run:
+                tally.add(
+                    "applied", "restored (its log as exported)", row.line, contact
+                )
+                return
+            try:
+                yield _StoreCall("restore", (log.head, log.events, row.messages))
+            except StaleVersion:
+                pass  # written meanwhile: merged below
+            else:
+                tally.add(
+                    "applied", "restored (its log as exported)", row.line, contact
+                )
+                return
+            head = yield from self._load(contact)
+        if head.version >= log.head.version:
+            found: list[AuditEvent] = yield _StoreCall(
+                "log", (contact,), {"after": log.head.version - 1}
+            )
+            if found and found[0].digest == log.head.digest:
+                tally.add("unchanged", "already in the store", row.line, contact)
+                return
+        yield from self._import_state(
+            contact,
+            row.line,
+            state,
+            since(log),
+            source,
+            by,
+            f"line {row.line}; exported log head {log.head.digest}",
+            dry_run,
+            tally,
+            ident=log.head.digest,
+        )
+
+    def _import_state(  # noqa: PLR0917 - one row's facts, in order
+        self,
+        contact: str,
+        line: int,
+        state: ConsentState,
+        when: datetime | None,
+        source: str,
+        by: str,
+        evidence: str,
+        dry_run: bool,
+        tally: Tally,
+        *,
+        ident: str = "",
+        why: str = "",
+    ) -> _Steps[None]:
+        """Apply what a source says of a contact through the core: a stop
+        always, an opt-in only where the contact never stopped."""
+        if state is not ConsentState.STOPPED and state is not ConsentState.OPTED_IN:
+            tally.add("unchanged", "no consent or stop to import", line, contact)
+            return
+        what = "stop" if state is ConsentState.STOPPED else "opt-in"
+        given = Import(
+            at=self._now(),
+            state=state,
+            source=source,
+            by=by,
+            import_id=import_id(
+                source, contact, state.value, "" if when is None else when, ident
+            ),
+            since=when,
+            evidence=evidence,
+        )
+        try:
+            if dry_run:
+                decision = yield from self._decide_only(contact, given)
+            else:
+                decision = yield from self._apply(contact, given)
+        except ContactStopped:
+            tally.add(
+                "refused",
+                "stopped: an imported opt-in never restarts a contact",
+                line,
+                contact,
+            )
+            return
+        if decision.changed:
+            tally.add("applied", f"{what} imported{why}", line, contact)
+        elif decision.outcome is Outcome.DUPLICATE:
+            tally.add("unchanged", "imported before", line, contact)
+        else:
+            done = "stopped" if what == "stop" else "opted in"
+            tally.add("unchanged", f"{done} already", line, contact)
+
+    def _decide_only(self, contact: str, input: Input) -> _Steps[Decision]:
+        """What ``input`` would do now (a dry run): decided, not written."""
+        keys = yield from self._key_namespace()
+        # Imports reach it for contacts that are not erased (an erased one
+        # is answered before), so the suppression's events play no part.
+        loaded = yield from self._load(contact)
+        return decide(loaded, input, self.policy, namespace=keys)
+
+    def _stop_erased(
+        self,
+        erased: dict[str, tuple[int, datetime]],
+        source: str,
+        by: str,
+        dry_run: bool,
+        tally: Tally,
+    ) -> _Steps[None]:
+        """Stop the contacts of this store that the source erased (found by
+        their suppression key, one pass over the store's contacts)."""
+        after: str | None = None
+        page = self._page
+        while True:
+            contacts: list[str] = yield _StoreCall(
+                "contacts", (), {"after": after, "limit": page}
+            )
+            for contact in contacts:
+                found = erased.get(suppression_key(contact, self.policy.log_key))
+                if found is None:
+                    continue
+                line, when = found
+                head = yield from self._load(contact)
+                if head.opted_in_at is not None and head.opted_in_at > when:
+                    # The contact opted in again after the erasure (texting
+                    # START lifts a suppression): its consent is newer.
+                    reason = "opted in after its erasure in the source"
+                    tally.add("unchanged", reason, line, contact)
+                else:
+                    yield from self._import_state(
+                        contact,
+                        line,
+                        ConsentState.STOPPED,
+                        when,
+                        source,
+                        by,
+                        f"line {line}; erased in the source",
+                        dry_run,
+                        tally,
+                        ident="erased",
+                        why=" (erased in the source)",
+                    )
+            if len(contacts) < page:
+                return
+            after = contacts[-1]
+
+    def _erase_steps(self, contact: str, by: str, reason: str) -> _Steps[Erasure]:
+        self._needs("erase", "erase", "erasure", "messages")
+        for name, value in (("by", by), ("reason", reason)):
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInput(f"{name} must be a non-empty str")
+        contact = self._contact(contact)
+        log_key = self.policy.log_key
+        key = suppression_key(contact, log_key)
+        conflict: StaleVersion | None = None
+        for _ in range(self.max_retries):
+            head = yield _StoreCall("get", (contact,))
+            earlier: Erasure | None = yield _StoreCall("erasure", (key,))
+            if head is None:
+                if earlier is None:
+                    raise UnknownContact(contact, what="an erasure")
+                return earlier  # erased before: nothing more to do
+            if head.state is not ConsentState.STOPPED:
+                # Stopped first, through the core: logged, and whatever is
+                # queued for the contact withdrawn, in one write.
+                yield from self._apply(
+                    contact, Revoke(at=self._now(), by=by, reason=f"erasure: {reason}")
+                )
+                continue
+            log = yield from self._read_log(contact)
+            records: list[MessageRecord] = yield _StoreCall("messages", (contact,))
+            erased = erase_log(
+                log,
+                records,
+                erased_at=self._now(),
+                by=by,
+                reason=reason,
+                log_key=log_key,
+            )
+            erasure = Erasure(
+                key=key, logs=(*(() if earlier is None else earlier.logs), erased)
+            )
+            try:
+                yield _StoreCall(
+                    "erase",
+                    (contact, erasure),
+                    {"expected_version": log.head.version},
+                )
+            except StaleVersion as e:
+                conflict = e
+                continue
+            return erasure
+        if conflict is None:  # pragma: no cover - a stop that kept losing
+            conflict = StaleVersion(contact, expected=0, found=None)
+        raise conflict
+
+    def _erasure_steps(self, contact: str) -> _Steps[Erasure | None]:
+        self._needs("erasure", "erasure")
+        contact = self._contact(contact)
+        key = suppression_key(contact, self.policy.log_key)
+        erasure: Erasure | None = yield _StoreCall("erasure", (key,))
+        if erasure is not None:
+            erasure.verify(log_key=self.policy.log_key)
+        return erasure
+
+    def _receipt_steps(
+        self, contact: str, locale: str | None, tz: str | None, fmt: ReceiptFormat
+    ) -> _Steps[str]:
+        self._needs("a receipt", "messages")
+        check_receipt_format(fmt)
+        where = receipt_zone(tz if tz is not None else self.policy.time_zone)
+        contact = self._contact(contact)
+        head, base = yield from self._load_base(contact)
+        if base:
+            erasure = yield from self._erasure_steps(contact)
+            assert erasure is not None
+            return render_erased(
+                erasure, self.policy, locale=locale, zone=where, fmt=fmt
+            )
+        problem = None
+        try:
+            log = yield from self._read_log(contact)
+        except RecordError as error:
+            problem = str(error)
+            events: list[AuditEvent] = yield _StoreCall("log", (contact,))
+            log = ConsentLog(head=head, events=tuple(events))
+        records: list[MessageRecord] = yield _StoreCall("messages", (contact,))
+        return render_receipt(
+            log,
+            records,
+            self.policy,
+            locale=locale,
+            zone=where,
+            fmt=fmt,
+            problem=problem,
+        )
+
+    def _purge_steps(self, older_than: datetime) -> _Steps[int]:
+        self._needs("retention", "purge_delivered")
+        if not isinstance(older_than, datetime):
+            raise TypeError(
+                f"older_than must be a datetime, got {type(older_than).__name__}"
+            )
+        if older_than.tzinfo is None or older_than.utcoffset() is None:
+            raise InvalidInput("older_than is a naive datetime; pass an aware one")
+        purged: int = yield _StoreCall("purge_delivered", (older_than,))
+        return purged
+
+
+def _check_progress(progress: object) -> None:
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be None or callable(done, total)")
+
+
+def _writable(fp: object) -> None:
+    if not callable(getattr(fp, "write", None)):
+        raise TypeError("fp must be a text file open for writing")
+    if isinstance(fp, (io.RawIOBase, io.BufferedIOBase)):
+        raise TypeError("fp must be a text file (open(path, 'w', newline=''))")
+
+
+def _rewindable(fp: IO[str]) -> IO[str]:
+    """``fp`` if it can be read twice (the import verifies every line before
+    it applies any), else a spooled copy (in memory up to 8 MiB, then on
+    disk)."""
+    if not callable(getattr(fp, "read", None)):
+        raise TypeError("fp must be a text file open for reading")
+    if isinstance(fp, (io.RawIOBase, io.BufferedIOBase)):
+        raise TypeError("fp must be a text file (open(path, newline=''))")
+    try:
+        seekable = bool(fp.seekable())
+    except (AttributeError, OSError, ValueError):
+        seekable = False
+    if seekable:
+        return fp
+    spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - returned open
+        max_size=8 << 20,
+        mode="w+",
+        encoding="utf-8",
+        errors="surrogatepass",
+        newline="",
+    )
+    while chunk := fp.read(1 << 16):
+        spool.write(chunk)
+    spool.seek(0)
+    return spool
 
 
 class ConsentService(_Shell):
@@ -823,6 +1426,131 @@ class ConsentService(_Shell):
         """
         return self._run(self._dead_letters(limit))
 
+    def export(
+        self,
+        fp: IO[str],
+        *,
+        format: Format = "jsonl",
+        progress: Progress | None = None,
+        page_size: int = 500,
+    ) -> int:
+        """Write every contact to the text file ``fp``; the number of lines
+        (contacts) written, header aside.
+
+        ``format="jsonl"``: one contact per line, its head and verified log
+        (``ConsentLog.to_dict()``) with ``messages``, the outbox's delivery
+        evidence; then one line per erased contact (the suppression key and
+        the redacted logs). ``format="csv"``: a summary, ``contact, state,
+        since, source, last_change`` (erased contacts are not in it).
+        Streams in constant memory: contacts are listed in keyset pages of
+        ``page_size`` (``store.contacts(after=, limit=)``), one log at a
+        time. ``progress(done, None)`` is called after each line.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(self._export(fp, format, progress, page_size))
+
+    def import_records(
+        self,
+        fp: IO[str],
+        *,
+        format: Format = "jsonl",
+        source: str,
+        by: str = "import",
+        dry_run: bool = False,
+        continue_on_error: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import consent records from the text file ``fp`` (a JSONL export
+        of this library, or a CSV of ``contact, state, since``); ``source``
+        names where they come from and ``by`` who imports them, both
+        recorded on every event written.
+
+        Every line is read and verified first: a line that is not JSON, has
+        an unknown schema or fails verification, a CSV row with an unknown
+        state, a naive timestamp or a missing cell, refuses the whole file
+        with :class:`ImportRefused` naming the line, and nothing is written
+        (``continue_on_error=True``: such lines are reported as refused and
+        skipped). Then each row is applied:
+
+        * a contact this store has no record of gets its exported log
+          verbatim (JSONL: a migration between stores keeps its evidence);
+        * otherwise through the core, as an ``Import`` input: a stop always
+          applies; an opt-in only to a NEW, PENDING or DISCLOSED contact,
+          never over a stop (only the contact can restart); nothing is
+          sent. A row imported before changes nothing (its id is logged);
+        * an erased contact is never imported back in; an erasure line
+          keeps the number suppressed here too, and stops a live record of
+          it.
+
+        Returns an :class:`ImportReport` (applied, unchanged, refused, with
+        reasons); ``dry_run=True`` writes nothing and reports what would be
+        done. ``progress(done, total)`` is called after each row.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(
+            self._import(fp, format, source, by, dry_run, continue_on_error, progress)
+        )
+
+    def erase(self, contact: str, *, by: str, reason: str) -> Erasure:
+        """Erase the contact's personal data, keep it suppressed.
+
+        The contact is stopped first if it is not (a revocation by ``by``,
+        which withdraws whatever is queued for it); then its head, log and
+        outbox are replaced by an :class:`Erasure`: the log redacted (message
+        bodies, reply texts, evidence, reasons and the contact id replaced by
+        their digests, so it still verifies) under a suppression key, the
+        keyed hash of the contact id (``Policy.log_key``). Afterwards the
+        contact cannot be texted, attested or imported; it comes back only
+        by texting START (a fresh log). Raises :class:`UnknownContact` for a
+        contact the store has no record of; erasing twice returns the
+        erasure already made.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(self._erase_steps(contact, by, reason))
+
+    def erasure(self, contact: str) -> Erasure | None:
+        """The contact's erasure (verified), or ``None`` if it was never
+        erased.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(self._erasure_steps(contact))
+
+    def receipt(
+        self,
+        contact: str,
+        *,
+        locale: str | None = None,
+        tz: str | None = None,
+        format: ReceiptFormat = "text",
+    ) -> str:
+        """A readable account of the contact's consent: each request with
+        its exact wording and greeting, each reply verbatim with the rule and
+        keyword that matched, who acted and by which input, every message
+        with its delivery status and provider id, the policy of each event,
+        stops and restarts, and the log's head digest and whether it
+        verifies. ``format`` is ``"text"``, ``"markdown"`` or ``"html"``
+        (escaped: a reply's ``<script>`` shows as text); ``locale`` (the
+        contact's, else the policy's default) and ``tz`` (an IANA zone, the
+        policy's ``time_zone`` by default) set the language and the dates.
+        A log that does not verify is still shown, under a warning.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(self._receipt_steps(contact, locale, tz, format))
+
+    def purge_delivered(self, *, older_than: datetime) -> int:
+        """Retention: delete outbox rows of messages sent before
+        ``older_than`` (``store.purge_delivered``); the log keeps every
+        message. The number deleted.
+
+        .. versionadded:: 0.2.0
+        """
+        return self._run(self._purge_steps(older_than))
+
 
 class AsyncConsentService(_Shell):
     """:class:`ConsentService` for asyncio: the same methods, as coroutines.
@@ -948,3 +1676,53 @@ class AsyncConsentService(_Shell):
     async def dead_letters(self, *, limit: int | None = None) -> list[MessageRecord]:
         """See :meth:`ConsentService.dead_letters`."""
         return await self._run(self._dead_letters(limit))
+
+    async def export(
+        self,
+        fp: IO[str],
+        *,
+        format: Format = "jsonl",
+        progress: Progress | None = None,
+        page_size: int = 500,
+    ) -> int:
+        """See :meth:`ConsentService.export`."""
+        return await self._run(self._export(fp, format, progress, page_size))
+
+    async def import_records(
+        self,
+        fp: IO[str],
+        *,
+        format: Format = "jsonl",
+        source: str,
+        by: str = "import",
+        dry_run: bool = False,
+        continue_on_error: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """See :meth:`ConsentService.import_records`."""
+        return await self._run(
+            self._import(fp, format, source, by, dry_run, continue_on_error, progress)
+        )
+
+    async def erase(self, contact: str, *, by: str, reason: str) -> Erasure:
+        """See :meth:`ConsentService.erase`."""
+        return await self._run(self._erase_steps(contact, by, reason))
+
+    async def erasure(self, contact: str) -> Erasure | None:
+        """See :meth:`ConsentService.erasure`."""
+        return await self._run(self._erasure_steps(contact))
+
+    async def receipt(
+        self,
+        contact: str,
+        *,
+        locale: str | None = None,
+        tz: str | None = None,
+        format: ReceiptFormat = "text",
+    ) -> str:
+        """See :meth:`ConsentService.receipt`."""
+        return await self._run(self._receipt_steps(contact, locale, tz, format))
+
+    async def purge_delivered(self, *, older_than: datetime) -> int:
+        """See :meth:`ConsentService.purge_delivered`."""
+        return await self._run(self._purge_steps(older_than))

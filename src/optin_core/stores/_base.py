@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple, Protocol, TypeAlias, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Literal,
+    NamedTuple,
+    Protocol,
+    TypeAlias,
+    runtime_checkable,
+)
 
 import attrs
 
@@ -24,6 +31,9 @@ from .._enums import MessageKind, Trigger
 from .._errors import RecordError, StaleVersion, show
 from .._machine import withdrawn_by
 from .._records import AuditEvent, Consent, Outgoing
+
+if TYPE_CHECKING:
+    from .._erase import Erasure
 
 __all__ = [
     "DELIVERY_STATUSES",
@@ -37,8 +47,11 @@ __all__ = [
     "cancellation_refused",
     "check_after",
     "check_delivery",
+    "check_erasure",
     "check_lease",
     "check_limit",
+    "check_page",
+    "prepare_restore",
     "prepare_write",
     "retry_time",
     "reused_key",
@@ -267,6 +280,67 @@ class Store(Protocol):
         first."""
         ...
 
+    # -- compliance (0.2.0): listing, restoring, erasing, retention --
+
+    def contacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Contacts with a stored head, in the store's order of contact ids
+        (code points; PostgreSQL: the column's collation), keyset-paginated:
+        those after ``after``, at most ``limit``. An export reads every
+        contact in pages of constant size, however many there are."""
+        ...
+
+    def restore(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        messages: Sequence[MessageRecord] = (),
+    ) -> None:
+        """Write a contact's whole log, head and outbox records as they are
+        (a verified export moved between stores), if the store has no head
+        for the contact (else :class:`~optin_core.StaleVersion`).
+
+        The events must be a log from a new contact that replays to
+        ``consent`` (checked as :meth:`put` checks a write); each record must
+        be one of the log's messages, and keeps its status and delivery
+        evidence (a pending one is delivered by the next ``flush``).
+        Messages of the log without a record (purged by retention) get no
+        outbox row."""
+        ...
+
+    def erase(self, contact: str, erasure: Erasure, *, expected_version: int) -> None:
+        """Replace ``contact``'s head, log and outbox rows by ``erasure``
+        (whose last log is the redaction of the stored one), in one
+        transaction, if the stored head is still at ``expected_version``
+        with the digest the erasure's last log ends with (else
+        :class:`~optin_core.StaleVersion`). An erasure already stored under
+        the same key is replaced (the new one carries the earlier logs).
+        Afterwards the contact id is nowhere in the store."""
+        ...
+
+    def suppress(self, erasure: Erasure) -> bool:
+        """Store ``erasure`` (an imported suppression) unless one with its
+        key is stored already; whether it was stored."""
+        ...
+
+    def erasure(self, key: str) -> Erasure | None:
+        """The erasure stored under suppression ``key``, or ``None``."""
+        ...
+
+    def erasures(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Erasure]:
+        """Stored erasures in order of key, keyset-paginated as
+        :meth:`contacts`."""
+        ...
+
+    def purge_delivered(self, older_than: datetime) -> int:
+        """Retention: delete the outbox rows of messages handed to the
+        provider (status ``sent``) before ``older_than``; never a log event
+        (the log keeps every message's text). The number deleted."""
+        ...
+
 
 @runtime_checkable
 class AsyncStore(Protocol):
@@ -335,6 +409,31 @@ class AsyncStore(Protocol):
     async def dead_letters(
         self, *, limit: int | None = None
     ) -> list[MessageRecord]: ...
+
+    async def contacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]: ...
+
+    async def restore(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        messages: Sequence[MessageRecord] = (),
+    ) -> None: ...
+
+    async def erase(
+        self, contact: str, erasure: Erasure, *, expected_version: int
+    ) -> None: ...
+
+    async def suppress(self, erasure: Erasure) -> bool: ...
+
+    async def erasure(self, key: str) -> Erasure | None: ...
+
+    async def erasures(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Erasure]: ...
+
+    async def purge_delivered(self, older_than: datetime) -> int: ...
 
 
 @attrs.frozen(slots=True)
@@ -546,3 +645,69 @@ def timestamp(value: datetime, name: str) -> float:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware")
     return value.timestamp()
+
+
+def check_page(after: str | None, limit: int | None) -> None:
+    """The arguments of a keyset-paginated listing."""
+    if after is not None and not isinstance(after, str):
+        raise TypeError(f"after must be a str or None, got {type(after).__name__}")
+    check_limit(limit)
+
+
+def prepare_restore(
+    consent: Consent,
+    events: Sequence[AuditEvent],
+    messages: Sequence[MessageRecord],
+) -> tuple[Write, list[tuple[int, int, MessageRecord]]]:
+    """Check a restore's arguments before any I/O: the events are a whole
+    log (from version 1) chained to ``consent``, following the machine with
+    their evidence, and every record is one of its messages. The write, and
+    ``(version, position, record)`` for each outbox row to insert, in the
+    records' order."""
+    if not events:
+        raise RecordError("log", "a restore writes a whole, non-empty log")
+    write = prepare_write(consent, events, 0)
+    # Imported here: the log module builds on the machine, as this one does.
+    from .._log import check_extension  # noqa: PLC0415
+
+    check_extension(Consent(contact=consent.contact), consent, events)
+    where = {m.key: (version, position, m) for version, position, m in write.messages}
+    rows: list[tuple[int, int, MessageRecord]] = []
+    seen: set[str] = set()
+    for index, record in enumerate(messages):
+        if not isinstance(record, MessageRecord):
+            raise TypeError(f"messages[{index}] is a {type(record).__name__}")
+        key = record.message.key
+        found = where.get(key)
+        if found is None or found[2] != record.message or key in seen:
+            raise RecordError(
+                f"messages[{index}]",
+                f"{show(key)} is not a message of the log (or is listed twice)",
+                contact=consent.contact,
+            )
+        seen.add(key)
+        rows.append((found[0], found[1], record))
+    return write, rows
+
+
+def check_erasure(contact: str, erasure: Erasure, expected_version: int) -> str:
+    """Check an erase's arguments before any I/O; the digest the stored
+    head must have (the erased log's last)."""
+    if not isinstance(contact, str) or not contact:
+        raise TypeError("contact must be a non-empty str")
+    if (
+        not isinstance(expected_version, int)
+        or isinstance(expected_version, bool)
+        or expected_version < 1
+    ):
+        raise ValueError(
+            f"expected_version must be an int >= 1, got {expected_version!r}"
+        )
+    head = erasure.logs[-1].log.head
+    if head.version != expected_version:
+        raise RecordError(
+            "version",
+            f"the erasure's log ends at version {head.version}, not {expected_version}",
+            contact=contact,
+        )
+    return head.digest

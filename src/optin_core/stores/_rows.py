@@ -9,12 +9,16 @@ so every reply is storable. Every decoding error is a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import RecordError
 from .._records import AuditEvent, Consent, Outgoing
 
+if TYPE_CHECKING:
+    from .._erase import Erasure
+
 __all__ = [
+    "decode_erasure",
     "decode_event",
     "decode_head",
     "decode_outgoing",
@@ -24,7 +28,7 @@ __all__ = [
 _dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
-def encode(record: Consent | AuditEvent | Outgoing) -> str:
+def encode(record: Consent | AuditEvent | Outgoing | Erasure) -> str:
     """The JSON text a row stores for ``record``."""
     return _dumps(record.to_dict())
 
@@ -81,3 +85,15 @@ def decode_outgoing(contact: str, data: object) -> Outgoing:
         return Outgoing.from_dict(_load(contact, data, "outgoing"))
     except RecordError as e:
         raise _named(contact, e) from None
+
+
+def decode_erasure(key: str, data: object) -> Erasure:
+    """An erasure row (decoded, not verified: the service verifies it with
+    the policy's key)."""
+    # Imported here: the erasure module builds on the stores' base.
+    from .._erase import Erasure  # noqa: PLC0415
+
+    try:
+        return Erasure.from_dict(_load(key, data, "erasure"))
+    except RecordError as e:
+        raise _named(key, e) from None

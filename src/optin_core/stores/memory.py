@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import uuid
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from .._enums import MessageKind
+from .._erase import Erasure
 from .._errors import DuplicateMessage, StaleVersion
 from .._log import check_extension
 from .._records import AuditEvent, Consent, Outgoing
@@ -21,8 +23,11 @@ from ._base import (
     cancellation_refused,
     check_after,
     check_delivery,
+    check_erasure,
     check_lease,
     check_limit,
+    check_page,
+    prepare_restore,
     prepare_write,
     retry_time,
     reused_key,
@@ -97,6 +102,10 @@ class MemoryStore:
         self._by_provider_id: dict[str, _Entry] = {}
         self._seq = 0
         self._namespace = uuid.uuid4().hex
+        # Suppression key -> erasure; the contacts in order, for keyset
+        # listings (rebuilt when a contact appears or goes).
+        self._erasures: dict[str, Erasure] = {}
+        self._sorted: list[str] | None = None
 
     def namespace(self) -> str:
         return self._namespace
@@ -169,6 +178,8 @@ class MemoryStore:
                 if message.key in self._entries:
                     raise reused_key(contact)
             # Checked: now write, all of it.
+            if current is None:
+                self._sorted = None
             self._heads[contact] = consent
             self._logs.setdefault(contact, []).extend(events)
             self._ids.setdefault(contact, set()).update(write.message_ids)
@@ -366,7 +377,129 @@ class MemoryStore:
             entry = self._entries.get(key)
             return None if entry is None else entry.claimed_version
 
-    def contacts(self) -> list[str]:
-        """Every contact with a stored head."""
+    def contacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Contacts with a stored head, in code point order: those after
+        ``after``, at most ``limit`` (every one by default)."""
+        check_page(after, limit)
         with self._lock:
-            return list(self._heads)
+            if self._sorted is None:
+                self._sorted = sorted(self._heads)
+            ordered = self._sorted
+            start = 0 if after is None else bisect.bisect_right(ordered, after)
+            end = len(ordered) if limit is None else start + limit
+            return ordered[start:end]
+
+    def restore(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        messages: Sequence[MessageRecord] = (),
+    ) -> None:
+        write, rows = prepare_restore(consent, events, messages)
+        contact = consent.contact
+        with self._lock:
+            current = self._heads.get(contact)
+            if current is not None:
+                raise StaleVersion(contact, expected=0, found=current.version)
+            for _version, _position, record in rows:
+                if record.message.key in self._entries:
+                    raise reused_key(contact)
+            self._heads[contact] = consent
+            self._sorted = None
+            self._logs[contact] = list(events)
+            self._ids[contact] = set(write.message_ids)
+            queue = self._open.setdefault(contact, [])
+            every = self._all.setdefault(contact, [])
+            for _version, _position, record in rows:
+                self._seq += 1
+                entry = _Entry(
+                    self._seq,
+                    record.message,
+                    status=record.status,
+                    attempts=record.attempts,
+                    last_error=record.last_error,
+                    next_attempt_at=record.next_attempt_at,
+                    provider_id=record.provider_id,
+                    sent_at=record.sent_at,
+                    delivery=record.delivery,
+                    delivery_at=record.delivery_at,
+                    error_code=record.error_code,
+                )
+                self._entries[record.message.key] = entry
+                every.append(entry)
+                if record.provider_id:
+                    self._by_provider_id[record.provider_id] = entry
+                if record.status == "pending":
+                    self._pending[record.message.key] = entry
+                    queue.append(entry)
+
+    def erase(self, contact: str, erasure: Erasure, *, expected_version: int) -> None:
+        digest = check_erasure(contact, erasure, expected_version)
+        with self._lock:
+            current = self._heads.get(contact)
+            if (
+                current is None
+                or current.version != expected_version
+                or current.digest != digest
+            ):
+                raise StaleVersion(
+                    contact,
+                    expected=expected_version,
+                    found=None if current is None else current.version,
+                )
+            del self._heads[contact]
+            self._sorted = None
+            self._logs.pop(contact, None)
+            self._ids.pop(contact, None)
+            self._open.pop(contact, None)
+            for entry in self._all.pop(contact, ()):
+                key = entry.message.key
+                self._entries.pop(key, None)
+                self._pending.pop(key, None)
+                if entry.provider_id is not None:
+                    self._by_provider_id.pop(entry.provider_id, None)
+            self._erasures[erasure.key] = erasure
+
+    def suppress(self, erasure: Erasure) -> bool:
+        with self._lock:
+            if erasure.key in self._erasures:
+                return False
+            self._erasures[erasure.key] = erasure
+            return True
+
+    def erasure(self, key: str) -> Erasure | None:
+        with self._lock:
+            return self._erasures.get(key)
+
+    def erasures(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Erasure]:
+        check_page(after, limit)
+        with self._lock:
+            keys = sorted(k for k in self._erasures if after is None or k > after)
+            if limit is not None:
+                keys = keys[:limit]
+            return [self._erasures[k] for k in keys]
+
+    def purge_delivered(self, older_than: datetime) -> int:
+        timestamp(older_than, "older_than")
+        purged = 0
+        with self._lock:
+            for contact, every in self._all.items():
+                kept = []
+                for entry in every:
+                    if (
+                        entry.status == "sent"
+                        and entry.sent_at is not None
+                        and entry.sent_at < older_than
+                    ):
+                        purged += 1
+                        self._entries.pop(entry.message.key, None)
+                        if entry.provider_id is not None:
+                            self._by_provider_id.pop(entry.provider_id, None)
+                    else:
+                        kept.append(entry)
+                self._all[contact] = kept
+        return purged

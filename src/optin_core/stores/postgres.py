@@ -35,6 +35,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from .. import __version__
 from .._enums import MessageKind
+from .._erase import Erasure
 from .._errors import (
     DuplicateMessage,
     RecordError,
@@ -52,8 +53,11 @@ from ._base import (
     cancellation_refused,
     check_after,
     check_delivery,
+    check_erasure,
     check_lease,
     check_limit,
+    check_page,
+    prepare_restore,
     prepare_write,
     retry_time,
     reused_key,
@@ -62,7 +66,13 @@ from ._base import (
     uncancelled,
 )
 from ._cache import HeadCache
-from ._rows import decode_event, decode_head, decode_outgoing, encode
+from ._rows import (
+    decode_erasure,
+    decode_event,
+    decode_head,
+    decode_outgoing,
+    encode,
+)
 
 __all__ = ["STORE_SCHEMA", "AsyncPostgresStore", "PostgresStore"]
 
@@ -381,6 +391,48 @@ SELECT contact, data, status, attempts, last_error, next_attempt_at,
        provider_id, sent_at, delivery, delivery_at, error_code
 FROM outbox
 """
+
+_RESTORE_HEAD = """
+INSERT INTO consents (contact, version, state, digest, data)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (contact) DO NOTHING
+RETURNING contact
+"""
+
+_RESTORE_EVENTS = """
+INSERT INTO events (contact, version, message_id, digest, data)
+SELECT %(contact)s, u.version, u.message_id, u.digest, u.data
+FROM unnest(%(versions)s::integer[], %(mids)s::bytea[], %(digests)s::text[],
+            %(datas)s::text[]) AS u(version, message_id, digest, data)
+"""
+
+_RESTORE_OUTBOX = """
+INSERT INTO outbox (key, contact, version, position, kind, data, status, open,
+                    attempts, last_error, next_attempt_at, provider_id,
+                    sent_at, delivery, delivery_at, error_code)
+SELECT u.key, %(contact)s, u.version, u.position, u.kind, u.data, u.status,
+       u.status = 'pending', u.attempts, u.error, u.retry, u.pid, u.sent,
+       u.delivery, u.delivered, u.code
+FROM unnest(%(keys)s::text[], %(versions)s::integer[], %(positions)s::integer[],
+            %(kinds)s::text[], %(datas)s::text[], %(statuses)s::text[],
+            %(attempts)s::integer[], %(errors)s::text[],
+            %(retries)s::timestamptz[], %(pids)s::text[], %(sents)s::timestamptz[],
+            %(deliveries)s::text[], %(delivered)s::timestamptz[],
+            %(codes)s::text[])
+     WITH ORDINALITY AS u(key, version, position, kind, data, status, attempts,
+                          error, retry, pid, sent, delivery, delivered, code, n)
+ORDER BY u.n
+"""
+
+_ERASE = "INSERT INTO erasures (key, erased_at, data) VALUES (%s, %s, %s)"
+
+
+def _page(select: str, column: str, after: str | None) -> str:
+    """A keyset page of ``select``: the rows after %(after)s (when given),
+    in order of ``column``, at most %(limit)s (NULL: every one)."""
+    where = "" if after is None else f" WHERE {column} > %(after)s"
+    return f"{select}{where} ORDER BY {column} LIMIT %(limit)s"
+
 
 # ---------------------------------------------------------------------------
 # Operations as generators of statements
@@ -1100,9 +1152,128 @@ class _PostgresBase:
         return cast(int | None, found.rows[0][0]) if found.rows else None
 
     @staticmethod
-    def _contacts_steps() -> _Steps[list[str]]:
-        found = yield _Sql("SELECT contact FROM consents ORDER BY contact")
+    def _contacts_steps(after: str | None, limit: int | None) -> _Steps[list[str]]:
+        found = yield _Sql(
+            _page("SELECT contact FROM consents", "contact", after),
+            {"after": after, "limit": limit},
+        )
         return [row[0] for row in found.rows]
+
+    @staticmethod
+    def _restore_steps(
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        rows: Sequence[tuple[int, int, MessageRecord]],
+    ) -> _Steps[None]:
+        contact = consent.contact
+        found = yield _Sql(
+            _RESTORE_HEAD,
+            (
+                contact,
+                consent.version,
+                consent.state.value,
+                consent.digest,
+                encode(consent),
+            ),
+        )
+        if not found.rows:
+            stored = yield _Sql(_FOUND, (contact,))
+            raise StaleVersion(
+                contact,
+                expected=0,
+                found=stored.rows[0][0] if stored.rows else None,
+            )
+        yield _Sql(
+            _RESTORE_EVENTS,
+            {
+                "contact": contact,
+                "versions": [e.version for e in events],
+                "mids": [
+                    None if e.message_id is None else _mid(e.message_id) for e in events
+                ],
+                "digests": [e.digest for e in events],
+                "datas": [encode(e) for e in events],
+            },
+        )
+        if not rows:
+            return
+        records = [r for _v, _p, r in rows]
+        try:
+            yield _Sql(
+                _RESTORE_OUTBOX,
+                {
+                    "contact": contact,
+                    "keys": [r.message.key for r in records],
+                    "versions": [v for v, _p, _r in rows],
+                    "positions": [p for _v, p, _r in rows],
+                    "kinds": [r.message.kind.value for r in records],
+                    "datas": [encode(r.message) for r in records],
+                    "statuses": [r.status for r in records],
+                    "attempts": [r.attempts for r in records],
+                    "errors": [_text(r.last_error) for r in records],
+                    "retries": [r.next_attempt_at for r in records],
+                    "pids": [_text(r.provider_id) for r in records],
+                    "sents": [r.sent_at for r in records],
+                    "deliveries": [r.delivery for r in records],
+                    "delivered": [r.delivery_at for r in records],
+                    "codes": [_text(r.error_code) for r in records],
+                },
+            )
+        except pg_errors.UniqueViolation:
+            raise reused_key(contact) from None
+
+    @staticmethod
+    def _erase_steps(
+        contact: str, erasure: Erasure, expected: int, digest: str
+    ) -> _Steps[None]:
+        deleted = yield _Sql(
+            "DELETE FROM consents WHERE contact = %s AND version = %s "
+            "AND digest = %s RETURNING contact",
+            (contact, expected, digest),
+        )
+        if not deleted.rows:
+            found = yield _Sql(_FOUND, (contact,))
+            raise StaleVersion(
+                contact,
+                expected=expected,
+                found=found.rows[0][0] if found.rows else None,
+            )
+        yield _Sql("DELETE FROM events WHERE contact = %s", (contact,))
+        yield _Sql("DELETE FROM outbox WHERE contact = %s", (contact,))
+        yield _Sql(
+            _ERASE + " ON CONFLICT (key) DO UPDATE SET erased_at = excluded.erased_at, "
+            "data = excluded.data",
+            (erasure.key, erasure.erased_at, encode(erasure)),
+        )
+
+    @staticmethod
+    def _suppress_steps(erasure: Erasure) -> _Steps[bool]:
+        found = yield _Sql(
+            _ERASE + " ON CONFLICT (key) DO NOTHING RETURNING key",
+            (erasure.key, erasure.erased_at, encode(erasure)),
+        )
+        return bool(found.rows)
+
+    @staticmethod
+    def _erasure_steps(key: str) -> _Steps[Erasure | None]:
+        found = yield _Sql("SELECT data FROM erasures WHERE key = %s", (key,))
+        return decode_erasure(key, found.rows[0][0]) if found.rows else None
+
+    @staticmethod
+    def _erasures_steps(after: str | None, limit: int | None) -> _Steps[list[Erasure]]:
+        found = yield _Sql(
+            _page("SELECT key, data FROM erasures", "key", after),
+            {"after": after, "limit": limit},
+        )
+        return [decode_erasure(key, data) for key, data in found.rows]
+
+    @staticmethod
+    def _purge_steps(older_than: datetime) -> _Steps[int]:
+        done = yield _Sql(
+            "DELETE FROM outbox WHERE status = 'sent' AND sent_at < %s",
+            (older_than,),
+        )
+        return done.rowcount
 
     def _prepare_put(
         self,
@@ -1495,9 +1666,51 @@ class PostgresStore(_PostgresBase):
         """The head version stored when ``key`` was last claimed."""
         return self._run(lambda: self._claimed_version_steps(key))
 
-    def contacts(self) -> list[str]:
-        """Every contact with a stored head."""
-        return self._run(self._contacts_steps)
+    def contacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """See :meth:`Store.contacts` (keyset: an index range scan per
+        page)."""
+        check_page(after, limit)
+        return self._run(lambda: self._contacts_steps(after, limit))
+
+    def restore(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        messages: Sequence[MessageRecord] = (),
+    ) -> None:
+        _write, rows = prepare_restore(consent, events, messages)
+        self._run(lambda: self._restore_steps(consent, events, rows), tx=True)
+        self._heads().add(consent)
+
+    def erase(self, contact: str, erasure: Erasure, *, expected_version: int) -> None:
+        """See :meth:`Store.erase`. PostgreSQL keeps deleted row versions
+        until ``VACUUM`` (and in its WAL and backups): see
+        ``docs/compliance.md``."""
+        digest = check_erasure(contact, erasure, expected_version)
+        self._heads().drop(contact)
+        self._run(
+            lambda: self._erase_steps(contact, erasure, expected_version, digest),
+            tx=True,
+        )
+        self._heads().drop(contact)
+
+    def suppress(self, erasure: Erasure) -> bool:
+        return self._run(lambda: self._suppress_steps(erasure))
+
+    def erasure(self, key: str) -> Erasure | None:
+        return self._run(lambda: self._erasure_steps(key))
+
+    def erasures(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Erasure]:
+        check_page(after, limit)
+        return self._run(lambda: self._erasures_steps(after, limit))
+
+    def purge_delivered(self, older_than: datetime) -> int:
+        timestamp(older_than, "older_than")
+        return self._run(lambda: self._purge_steps(older_than))
 
 
 def _drive(conn: _Conn, steps: _Steps[_T], *, tx: bool, stage: _Stage) -> _T:
@@ -1783,9 +1996,55 @@ class AsyncPostgresStore(_PostgresBase):
         """See :meth:`PostgresStore.claimed_version`."""
         return await self._run(lambda: self._claimed_version_steps(key))
 
-    async def contacts(self) -> list[str]:
+    async def contacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
         """See :meth:`PostgresStore.contacts`."""
-        return await self._run(self._contacts_steps)
+        check_page(after, limit)
+        return await self._run(lambda: self._contacts_steps(after, limit))
+
+    async def restore(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        messages: Sequence[MessageRecord] = (),
+    ) -> None:
+        """See :meth:`PostgresStore.restore`."""
+        _write, rows = prepare_restore(consent, events, messages)
+        await self._run(lambda: self._restore_steps(consent, events, rows), tx=True)
+        self._heads().add(consent)
+
+    async def erase(
+        self, contact: str, erasure: Erasure, *, expected_version: int
+    ) -> None:
+        """See :meth:`PostgresStore.erase`."""
+        digest = check_erasure(contact, erasure, expected_version)
+        self._heads().drop(contact)
+        await self._run(
+            lambda: self._erase_steps(contact, erasure, expected_version, digest),
+            tx=True,
+        )
+        self._heads().drop(contact)
+
+    async def suppress(self, erasure: Erasure) -> bool:
+        """See :meth:`PostgresStore.suppress`."""
+        return await self._run(lambda: self._suppress_steps(erasure))
+
+    async def erasure(self, key: str) -> Erasure | None:
+        """See :meth:`PostgresStore.erasure`."""
+        return await self._run(lambda: self._erasure_steps(key))
+
+    async def erasures(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Erasure]:
+        """See :meth:`PostgresStore.erasures`."""
+        check_page(after, limit)
+        return await self._run(lambda: self._erasures_steps(after, limit))
+
+    async def purge_delivered(self, older_than: datetime) -> int:
+        """See :meth:`PostgresStore.purge_delivered`."""
+        timestamp(older_than, "older_than")
+        return await self._run(lambda: self._purge_steps(older_than))
 
 
 async def _adrive(conn: _AConn, steps: _Steps[_T], *, tx: bool, stage: _Stage) -> _T:

@@ -69,3 +69,10 @@ CREATE INDEX outbox_contact ON outbox (contact, seq);
 CREATE INDEX outbox_provider_id ON outbox (provider_id)
     WHERE provider_id IS NOT NULL;
 CREATE INDEX outbox_failed ON outbox (seq) WHERE status = 'failed';
+-- Erased contacts: the suppression key (the commitment of the contact id)
+-- and the redacted logs (JSON of Erasure.to_dict()). No contact id here.
+CREATE TABLE erasures (
+    key text PRIMARY KEY,
+    erased_at timestamptz NOT NULL,
+    data text NOT NULL
+);

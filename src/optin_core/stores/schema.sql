@@ -56,3 +56,10 @@ CREATE INDEX IF NOT EXISTS outbox_contact ON outbox (contact, seq);
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_id)
     WHERE provider_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_failed ON outbox (seq) WHERE status = 'failed';
+-- Erased contacts: the suppression key (the commitment of the contact id)
+-- and the redacted logs (JSON of Erasure.to_dict()). No contact id here.
+CREATE TABLE IF NOT EXISTS erasures (
+    key TEXT PRIMARY KEY,
+    erased_at REAL NOT NULL,
+    data TEXT NOT NULL
+);

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Literal, cast
 
+from .._erase import Erasure
 from .._errors import DuplicateMessage, RecordError, StaleVersion
 from .._log import check_extension, read_schema1
 from .._records import AuditEvent, Consent, Outgoing
@@ -26,8 +27,11 @@ from ._base import (
     cancellation_refused,
     check_after,
     check_delivery,
+    check_erasure,
     check_lease,
     check_limit,
+    check_page,
+    prepare_restore,
     prepare_write,
     retry_time,
     reused_key,
@@ -36,7 +40,13 @@ from ._base import (
     uncancelled,
 )
 from ._cache import HeadCache
-from ._rows import decode_event, decode_head, decode_outgoing, encode
+from ._rows import (
+    decode_erasure,
+    decode_event,
+    decode_head,
+    decode_outgoing,
+    encode,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -280,6 +290,9 @@ class SQLiteStore:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # Deleted rows are overwritten with zeros, so an erased contact's
+            # id leaves no trace in free pages (see erase()).
+            conn.execute("PRAGMA secure_delete = ON")
             self._enable_wal(conn)
             self._create_schema(conn)
         except BaseException:
@@ -862,10 +875,178 @@ class SQLiteStore:
         )
         return None if row is None else cast(int | None, row[0])
 
-    def contacts(self) -> list[str]:
-        """Every contact with a stored head."""
-        rows = self._conn().execute("SELECT contact FROM consents ORDER BY contact")
+    def contacts(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Contacts with a stored head, in code point order: those after
+        ``after``, at most ``limit`` (every one by default). Keyset: each
+        page is an index range scan, however far the listing has gone."""
+        check_page(after, limit)
+        rows = self._conn().execute(
+            "SELECT contact FROM consents WHERE ? IS NULL OR contact > ? "
+            "ORDER BY contact LIMIT ?",
+            (after, after, -1 if limit is None else limit),
+        )
         return [row[0] for row in rows]
+
+    # -- compliance --
+
+    def restore(
+        self,
+        consent: Consent,
+        events: Sequence[AuditEvent],
+        messages: Sequence[MessageRecord] = (),
+    ) -> None:
+        _write, rows = prepare_restore(consent, events, messages)
+        contact = consent.contact
+        conn = self._transaction()
+        try:
+            cursor = conn.execute(
+                "INSERT INTO consents (contact, version, state, digest, data) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (contact) DO NOTHING",
+                (
+                    contact,
+                    consent.version,
+                    consent.state.value,
+                    consent.digest,
+                    encode(consent),
+                ),
+            )
+            if cursor.rowcount != 1:
+                (found,) = conn.execute(
+                    "SELECT version FROM consents WHERE contact = ?", (contact,)
+                ).fetchone()
+                raise StaleVersion(contact, expected=0, found=found)
+            conn.executemany(
+                _INSERT_EVENT,
+                [
+                    (contact, e.version, e.message_id, e.digest, encode(e))
+                    for e in events
+                ],
+            )
+            try:
+                conn.executemany(
+                    _RESTORE_ROW,
+                    [_restored(contact, v, p, record) for v, p, record in rows],
+                )
+            except sqlite3.IntegrityError:
+                raise reused_key(contact) from None
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def erase(self, contact: str, erasure: Erasure, *, expected_version: int) -> None:
+        """See :meth:`Store.erase`. Deleted rows are overwritten with zeros
+        (``secure_delete``), and the WAL is checkpointed and truncated
+        after the commit, so the contact id leaves the database file and
+        its WAL (unless a reader still holds an older snapshot: then at
+        the next checkpoint)."""
+        digest = check_erasure(contact, erasure, expected_version)
+        data = encode(erasure)
+        conn = self._transaction()
+        try:
+            cursor = conn.execute(
+                "DELETE FROM consents WHERE contact = ? AND version = ? AND digest = ?",
+                (contact, expected_version, digest),
+            )
+            if cursor.rowcount != 1:
+                row = conn.execute(
+                    "SELECT version FROM consents WHERE contact = ?", (contact,)
+                ).fetchone()
+                raise StaleVersion(
+                    contact,
+                    expected=expected_version,
+                    found=None if row is None else row[0],
+                )
+            conn.execute("DELETE FROM events WHERE contact = ?", (contact,))
+            conn.execute("DELETE FROM outbox WHERE contact = ?", (contact,))
+            conn.execute(
+                "INSERT INTO erasures (key, erased_at, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET erased_at = excluded.erased_at, "
+                "data = excluded.data",
+                (erasure.key, erasure.erased_at.timestamp(), data),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._heads().drop(contact)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def suppress(self, erasure: Erasure) -> bool:
+        data = encode(erasure)
+        cursor = self._conn().execute(
+            "INSERT INTO erasures (key, erased_at, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            (erasure.key, erasure.erased_at.timestamp(), data),
+        )
+        return cursor.rowcount == 1
+
+    def erasure(self, key: str) -> Erasure | None:
+        row = (
+            self._conn()
+            .execute("SELECT data FROM erasures WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else decode_erasure(key, row[0])
+
+    def erasures(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Erasure]:
+        check_page(after, limit)
+        rows = self._conn().execute(
+            "SELECT key, data FROM erasures WHERE ? IS NULL OR key > ? "
+            "ORDER BY key LIMIT ?",
+            (after, after, -1 if limit is None else limit),
+        )
+        return [decode_erasure(key, data) for key, data in rows.fetchall()]
+
+    def purge_delivered(self, older_than: datetime) -> int:
+        cutoff = timestamp(older_than, "older_than")
+        cursor = self._conn().execute(
+            "DELETE FROM outbox WHERE status = 'sent' AND sent_at < ?", (cutoff,)
+        )
+        return cursor.rowcount
+
+
+_RESTORE_ROW = """
+INSERT INTO outbox (key, contact, version, position, kind, data, status, open,
+                    attempts, last_error, next_attempt_at, provider_id, sent_at,
+                    delivery, delivery_at, error_code)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _stamp(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _restored(
+    contact: str, version: int, position: int, record: MessageRecord
+) -> tuple[Any, ...]:
+    """The outbox row of a restored message record."""
+    message = record.message
+    return (
+        message.key,
+        contact,
+        version,
+        position,
+        message.kind.value,
+        encode(message),
+        record.status,
+        1 if record.status == "pending" else 0,
+        record.attempts,
+        record.last_error,
+        _stamp(record.next_attempt_at),
+        record.provider_id,
+        _stamp(record.sent_at),
+        record.delivery,
+        _stamp(record.delivery_at),
+        record.error_code,
+    )
 
 
 def _when(value: float | None) -> datetime | None:
