@@ -27,7 +27,14 @@ import attrs
 
 from optin_core import ConsentState, Policy, mermaid
 from optin_core._keywords import load_packs
-from optin_core._machine import EFFECTS, TRANSITIONS, Trigger
+from optin_core._machine import (
+    EFFECTS,
+    KEEP,
+    LEVEL_EFFECTS,
+    RAISE,
+    TRANSITIONS,
+    Trigger,
+)
 
 DOCS = Path(__file__).resolve().parent
 
@@ -42,9 +49,20 @@ exactly one of these triggers per audit event.
 """
 
 
+def _level(effect: str) -> str:
+    if effect is KEEP:
+        return "kept"
+    if effect is RAISE:
+        return "the method's, if higher"
+    return f"`{effect}`"
+
+
 def render() -> str:
     """docs/machine.md."""
-    rows = ["| from | trigger | to | sends |", "|---|---|---|---|"]
+    rows = [
+        "| from | trigger | to | sends | consent level after |",
+        "|---|---|---|---|---|",
+    ]
     for state in ConsentState:
         for trigger in Trigger:
             target = TRANSITIONS.get((state, trigger))
@@ -52,8 +70,10 @@ def render() -> str:
                 continue
             effect = EFFECTS[trigger]
             sends = "" if effect is None else f"`{effect.name}`"
+            level = _level(LEVEL_EFFECTS[state, trigger])
             rows.append(
-                f"| `{state.name}` | `{trigger.value}` | `{target.name}` | {sends} |"
+                f"| `{state.name}` | `{trigger.value}` | `{target.name}` | {sends} "
+                f"| {level} |"
             )
     return (
         HEADER
@@ -63,6 +83,13 @@ def render() -> str:
         + "\n".join(rows)
         + "\n\nA message is only sent when the policy allows it (for example "
         "`confirm_stop`, `answer_help`); the trigger still fires and is recorded.\n"
+        "\nThe consent level column is `LEVEL_EFFECTS`, read off the same "
+        "table: entering a state gives its level (`none` for `PENDING` and "
+        "`STOPPED`, `disclosed` for `DISCLOSED`, `express` for `OPTED_IN`, so "
+        "a restart never brings written consent back), moving within one "
+        "keeps it, and an attestation raises it to the level the policy gives "
+        "its method, never lowering it "
+        "([levels and categories](rules.md#consent-levels-and-message-categories)).\n"
     )
 
 
@@ -231,8 +258,19 @@ MEANINGS = {
     "keyword_opt_in": "What START or YES from a contact never texted before "
     "does: `off` nothing (they never saw any wording), `double` the opt-in "
     "request goes out, `single` they are opted in at once.",
-    "attestation_methods": "Ways of gathering consent outside SMS that count "
-    '(`"email"`, `"paper"`...): none until the organisation names them.',
+    "levels": "The ladder of consent levels, lowest first. It starts with "
+    "`none` and holds `disclosed` below `express` (the levels a stop, the "
+    "disclaimer and a YES give); add your own above, or between. A name "
+    "twice is a `PolicyError`.",
+    "attestation_methods": "Ways of gathering consent outside SMS that count, "
+    'each with the level it gives: `{"email": "written", "app": "written", '
+    '"phone_call": "express"}`, at least `express`. A list of names gives each '
+    "`express` (the form of 0.2.0). None until the organisation names them.",
+    "categories": "The least consent level each message category needs "
+    "(`send_text(category=...)`), merged over the defaults: `informational` "
+    "needs `express` (`disclosed` in disclaimer mode) and `marketing` "
+    '`written`. Add your own: `{"transactional": "express"}`; '
+    "`Policy.category_levels` holds the result.",
     "max_greeting_length": "The longest personal greeting the agent may put "
     "above the opt-in wording, in characters.",
     "max_request_length": "The longest opt-in request (greeting, line break, "
@@ -288,6 +326,8 @@ null, so:
 | `... \\| None` | the same, or `"none"` |
 | `quiet_hours` | `["21:00", "08:00"]` |
 | `frozenset[str]`, `tuple[str, ...]` | an array of strings |
+| `attestation_methods`, `categories` | a table of names to levels \
+(`attestation_methods` also takes an array of names) |
 | `extra_keywords`, `templates` | tables (below) |
 | `log_key` | never in a file: `Policy.from_toml(path, log_key=secret)` |
 
@@ -302,9 +342,12 @@ max_attempts = 2
 resend_after = "48h"
 quiet_hours = ["21:00", "08:00"]
 time_zone = "Europe/Paris"
-attestation_methods = ["email"]
+attestation_methods = { email = "written", app = "written", phone_call = "express" }
 policy_id = "exemple-fr"
 policy_version = "2026-11"
+
+[categories]
+transactional = "express"
 
 [extra_keywords.consent]
 fr = ["d'accord"]

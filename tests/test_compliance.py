@@ -694,7 +694,25 @@ def test_csv_export_is_a_summary_safe_for_spreadsheets(stores: Any) -> None:
     assert by_contact[C]["state"] == "pending"
     assert by_contact[D]["source"] == "sms:consent"
     assert by_contact["'=HYPERLINK(1)"]["state"] == "opted_in"  # not a formula
-    assert list(rows[0]) == ["contact", "state", "since", "source", "last_change"]
+    assert list(rows[0]) == [
+        "contact",
+        "state",
+        "since",
+        "source",
+        "last_change",
+        "level",
+        "level_since",
+        "level_source",
+    ]
+    # The consent level, and the event that gave it.
+    assert (by_contact[A]["level"], by_contact[A]["level_source"]) == (
+        "none",
+        "sms:stop",
+    )
+    assert by_contact[B]["level"] == "express"
+    assert by_contact[B]["level_source"] == "attest:web_form"
+    assert by_contact[B]["level_since"] == by_contact[B]["since"]
+    assert (by_contact[C]["level"], by_contact[C]["level_since"]) == ("none", "")
 
 
 def test_export_pages_and_reports_progress(stores: Any) -> None:

@@ -61,7 +61,8 @@ def test_settings_rows_carry_name_type_default_and_meaning() -> None:
     assert "| `stop_confirmation_window` | `timedelta \\| None` | " in page
     assert "| `mode` | `Mode` | `Mode.ATTESTATION` |" in page
     assert "| `extra_keywords` | " in page
-    assert "| `attestation_methods` | `frozenset[str]` | `frozenset()` |" in page
+    assert "| `attestation_methods` | `Mapping[str, str]` | `{}` |" in page
+    assert "| `levels` | `tuple[str, ...]` | `('none', 'disclosed', 'express'," in page
 
 
 def test_a_setting_without_a_meaning_stops_the_generator(

@@ -39,7 +39,13 @@ def test_defaults_follow_the_seed_and_carriers() -> None:
     assert p.allow_restart
     assert p.decline_stops
     assert not p.yes_restarts
-    assert p.attestation_methods == frozenset()
+    assert dict(p.attestation_methods) == {}
+    assert p.levels == ("none", "disclosed", "express", "written")
+    assert p.categories is None
+    assert dict(p.category_levels) == {
+        "informational": "express",
+        "marketing": "written",
+    }
     assert p.program_name == "Acme"
 
 

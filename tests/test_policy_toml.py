@@ -52,7 +52,8 @@ reminder = "{org_name} : répondez OUI ou STOP."
     assert policy.loop_window == timedelta(minutes=10)
     assert policy.stop_confirmation_window is None
     assert policy.quiet_hours == (time(21), time(8))
-    assert policy.attestation_methods == frozenset({"email", "paper"})
+    # The names of 0.2.0: each gives express consent.
+    assert dict(policy.attestation_methods) == {"email": "express", "paper": "express"}
     assert policy.extra_keywords[Intent.CONSENT]["fr"] == ("d'accord",)
     assert policy.message(MessageKind.REMINDER, "fr")[0].startswith("Hearsay :")
     # The same file as text, and as a str path.
@@ -108,7 +109,10 @@ def test_a_subclass_reads_its_own_fields() -> None:
         ('quiet_hours = ["21:00"]', "quiet_hours", "two wall-clock times"),
         ("quiet_hours = 21", "quiet_hours", "two wall-clock times"),
         ('languages = "fr"', "languages", "expected an array of strings"),
-        ("attestation_methods = [1]", "attestation_methods", "an array of strings"),
+        ("attestation_methods = [1]", "attestation_methods", "an array of names"),
+        ("attestation_methods = { email = 1 }", "attestation_methods", "a table"),
+        ('categories = ["marketing"]', "categories", "a table of names"),
+        ('levels = "written"', "levels", "an array of strings"),
         ('extra_keywords = ["ok"]', "extra_keywords", "a table of intents"),
         ('templates = "x"', "templates", "a table of locales"),
         ('log_key = "secret"', "log_key", "is a secret and never read from a file"),

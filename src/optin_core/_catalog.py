@@ -139,6 +139,16 @@ RECEIPT_WORDING: Final[Mapping[str, frozenset[str]]] = {
         f"receipt_delivery_{status}": frozenset()
         for status in ("delivered", "undelivered", "failed")
     },
+    # Consent levels and message categories (the default ladder's levels;
+    # a policy's own levels are shown by name).
+    **{
+        name: frozenset()
+        for name in ("receipt_level", "receipt_level_reached", "receipt_category")
+    },
+    **{
+        f"receipt_level_{level}": frozenset()
+        for level in ("none", "disclosed", "express", "written")
+    },
 }
 
 

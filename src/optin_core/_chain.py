@@ -11,7 +11,9 @@ The canonical encoding is JSON, so another language can check a log:
 
 * the object of :meth:`AuditEvent.body` (every field but ``digest``) plus
   ``"contact"``; nested objects (``reply``, each message of ``sent``) as
-  written by their ``to_dict``;
+  written by their ``to_dict``; ``level`` and ``category`` only where they
+  differ from what the event implies (its ``to_state``'s level, the default
+  category of a text), as ``body`` writes them;
 * every **personal value** replaced by its commitment
   (:func:`optin_core._personal.commit`: ``"sha256:"`` + the hex SHA-256 of
   its UTF-8 bytes, or ``"hmac-sha256:"`` + the HMAC under the log's key):
@@ -38,7 +40,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ._enums import ConsentState, Intent, MatchRule, MessageKind
+from ._enums import ConsentState, Intent, MatchRule, MessageKind, Trigger
+from ._levels import DEFAULT_CATEGORY, STATE_LEVELS
 from ._personal import Redacted, commit, contact_commitment
 from ._records import AuditEvent
 
@@ -55,6 +58,10 @@ _q = json.encoder.encode_basestring_ascii
 _QUOTED: dict[object, str] = {
     m: _q(m.value) for e in (ConsentState, Intent, MatchRule, MessageKind) for m in e
 }
+
+_LEVELS = dict(STATE_LEVELS)
+_TEXT = Trigger.TEXT
+_TEXT_CATEGORY = DEFAULT_CATEGORY
 
 #: The personal values of an event body, by where they sit in it.
 _PERSONAL = ("evidence", "reason")
@@ -168,13 +175,23 @@ def event_canonical(
     )
     cancelled = ",".join([_q(key) for key in event.cancelled])
     input_at = event.input_at
+    # "level" and "category" only where they differ from what the event
+    # implies, as AuditEvent.body writes them.
+    level = event.level
+    leveled = "" if level == _LEVELS[event.to_state] else f'"level":{_opt(level)},'
+    category = event.category
+    categorized = (
+        ""
+        if category == (_TEXT_CATEGORY if event.trigger is _TEXT else None)
+        else f'"category":{_opt(category)},'
+    )
     return (
         f'{{"actor":{_opt(event.actor)},"at":{_q(event.at.isoformat())},'
-        f'"cancelled":[{cancelled}],"contact":{who},'
+        f'"cancelled":[{cancelled}],{categorized}"contact":{who},'
         f'"evidence":{_opt_c(event.evidence, log_key)},'
         f'"from_state":{_QUOTED[event.from_state]},"input":{_q(event.input)},'
         f'"input_at":{"null" if input_at is None else _q(input_at.isoformat())},'
-        f'"locale":{_opt(event.locale)},"message_id":{_opt(event.message_id)},'
+        f'{leveled}"locale":{_opt(event.locale)},"message_id":{_opt(event.message_id)},'
         f'"method":{_opt(event.method)},"policy_id":{_q(event.policy_id)},'
         f'"policy_version":{_q(event.policy_version)},"prev":{_q(event.prev)},'
         f'"reason":{_opt_c(event.reason, log_key)},"reply":{replied},'

@@ -18,9 +18,11 @@ from ._errors import (
     ContactStopped,
     InvalidGreeting,
     MethodNotAccepted,
+    PolicyError,
     ResendNotAllowed,
     SendBlocked,
 )
+from ._levels import DEFAULT_CATEGORY, DISCLOSED, EXPRESS, STATE_LEVELS
 from ._locale import require_locale
 from ._machine import EFFECTS, fire, repeat_key, withdrawn_by
 from ._parser import keyword_language, parse_reply
@@ -50,6 +52,7 @@ __all__ = ["cancel_queued", "cancelled_by_stop", "decide", "may_text", "sendable
 
 _NEW = ConsentState.NEW
 _PENDING = ConsentState.PENDING
+_OPTED_IN = ConsentState.OPTED_IN
 _DISCLOSED = ConsentState.DISCLOSED
 _STOPPED = ConsentState.STOPPED
 
@@ -129,18 +132,28 @@ def may_text(
     *,
     at: datetime | None = None,
     time_zone: str | None = None,
+    category: str = DEFAULT_CATEGORY,
 ) -> bool:
-    """Whether a :class:`SendText` would be accepted for ``consent``.
+    """Whether a :class:`SendText` of ``category`` would be accepted for
+    ``consent``.
 
-    True where the policy allows texting, and for a contact who is still to
-    receive the disclaimer in disclaimer mode (it goes out first). With
-    ``at``, also false during the policy's quiet hours in the contact's
-    ``time_zone`` (the policy's when ``None``).
+    True where the policy allows texting and the contact's consent level
+    reaches the category's (``Policy.categories``), and for a contact who
+    is still to receive the disclaimer in disclaimer mode (it goes out
+    first, and gives the ``disclosed`` level). With ``at``, also false
+    during the policy's quiet hours in the contact's ``time_zone`` (the
+    policy's when ``None``). A category the policy does not name is an
+    :class:`InvalidInput`.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``at`` and ``time_zone``.
+    .. versionchanged:: 0.3.0 ``category``.
     """
-    if not _may_text_in(consent.state, policy):
+    required = policy.category_level(category)
+    state = consent.state
+    if not _may_text_in(state, policy):
+        return False
+    if not policy.reaches(_level_at_send(consent, policy), required):
         return False
     if at is None or policy.quiet_hours is None:
         return True
@@ -149,22 +162,66 @@ def may_text(
     )
 
 
-def sendable(consents: Iterable[Consent], policy: Policy) -> Iterable[Consent]:
-    """The records of ``consents`` that may be texted now: the audience gate.
+def sendable(
+    consents: Iterable[Consent], policy: Policy, category: str = DEFAULT_CATEGORY
+) -> Iterable[Consent]:
+    """The records of ``consents`` that may get a text of ``category`` now:
+    the audience gate.
 
-    Asks the policy once per state, not once per record, so filtering a
-    million records costs a set lookup each.
+    Asks the policy once per state and level, not once per record, so
+    filtering a million records costs a set lookup or two each. A category
+    the policy does not name is an :class:`InvalidInput`, at once.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``category``.
     """
-    allowed = {state for state in ConsentState if _may_text_in(state, policy)}
-    return (c for c in consents if c.state in allowed)
+    required = policy.category_level(category)
+    # Every state but OPTED_IN has the one level it implies (disclosed once
+    # the disclaimer goes first); an opted-in contact has express or more.
+    anyone: set[ConsentState] = set()
+    by_level: set[ConsentState] = set()
+    for state in ConsentState:
+        if not _may_text_in(state, policy):
+            continue
+        implied = _implied_at_send(state, policy)
+        if policy.reaches(implied, required):
+            anyone.add(state)
+        elif state is _OPTED_IN:
+            by_level.add(state)
+    if not by_level:
+        return (c for c in consents if c.state in anyone)
+    levels = {level for level in policy.levels if policy.reaches(level, required)}
+    return (
+        c
+        for c in consents
+        if c.state in anyone or (c.state in by_level and c.level in levels)
+    )
 
 
 def _may_text_in(state: ConsentState, policy: Policy) -> bool:
     return policy.allows_texting(state) or (
         policy.mode is Mode.DISCLAIMER and (state is _NEW or state is _PENDING)
     )
+
+
+def _discloses_first(state: ConsentState, policy: Policy) -> bool:
+    """Whether a text to a contact in ``state`` goes after the disclaimer."""
+    return not policy.allows_texting(state) and _may_text_in(state, policy)
+
+
+def _implied_at_send(state: ConsentState, policy: Policy) -> str:
+    """The least level a contact in ``state`` has when a text goes out."""
+    if _discloses_first(state, policy):
+        return DISCLOSED
+    return STATE_LEVELS[state]
+
+
+def _level_at_send(consent: Consent, policy: Policy) -> str:
+    """The contact's level when a text would go out: ``disclosed`` once the
+    disclaimer went first, else its own."""
+    if _discloses_first(consent.state, policy):
+        return DISCLOSED
+    return consent.level
 
 
 def cancelled_by_stop(decision: Decision) -> frozenset[MessageKind]:
@@ -250,6 +307,8 @@ def _fire(
     reason: str | None = None,
     namespace: str = "",
     cancelled: tuple[str, ...] = (),
+    level: str | None = None,
+    category: str | None = None,
 ) -> tuple[Consent, AuditEvent]:
     """Fire ``trigger`` with the message its effect sends, if ``send``.
 
@@ -292,6 +351,8 @@ def _fire(
         log_key=policy.log_key,
         namespace=namespace,
         cancelled=cancelled,
+        level=level,
+        category=category,
     )
 
 
@@ -547,27 +608,50 @@ def _with_greeting(greeting: str | None, wording: str, policy: Policy) -> str:
 
 
 def _send_text(consent: Consent, req: SendText, policy: Policy, ns: str) -> Decision:
+    category = req.category
+    required = policy.category_level(category)
     if len(req.body) > policy.max_text_length:
         raise SendBlocked("too_long", contact=consent.contact)
     _check_quiet_hours(consent, req, policy)
     state = consent.state
-    events: tuple[AuditEvent, ...] = ()
+    disclose = False
     if not policy.allows_texting(state):
         if state is _STOPPED:
             raise SendBlocked("stopped", contact=consent.contact)
         if _may_text_in(state, policy):
-            # Disclaimer mode, not yet disclosed: the disclaimer goes first,
-            # as its own event.
-            consent, disclosed = _fire(
-                consent, Trigger.DISCLOSE, req, policy, actor=req.by, namespace=ns
-            )
-            events = (disclosed,)
+            # Disclaimer mode, not yet disclosed: the disclaimer goes first.
+            disclose = True
         elif state is _PENDING:
             raise SendBlocked("awaiting_reply", contact=consent.contact)
         else:
             raise SendBlocked("opt_in_required", contact=consent.contact)
+    # The category's level: the contact's, once the disclaimer went first
+    # (a text needing more is refused before anything goes out).
+    level = DISCLOSED if disclose else consent.level
+    if not policy.reaches(level, required):
+        raise SendBlocked(
+            "level_too_low",
+            contact=consent.contact,
+            category=category,
+            required=required,
+            current=level,
+            methods=policy.methods_reaching(required),
+        )
+    events: tuple[AuditEvent, ...] = ()
+    if disclose:
+        consent, disclosed = _fire(
+            consent, Trigger.DISCLOSE, req, policy, actor=req.by, namespace=ns
+        )
+        events = (disclosed,)
     consent, event = _fire(
-        consent, Trigger.TEXT, req, policy, text=req.body, actor=req.by, namespace=ns
+        consent,
+        Trigger.TEXT,
+        req,
+        policy,
+        text=req.body,
+        actor=req.by,
+        namespace=ns,
+        category=category,
     )
     return _decision(consent, *events, event)
 
@@ -591,6 +675,19 @@ def _attest(consent: Consent, req: Attest, policy: Policy, ns: str) -> Decision:
         raise ContactStopped(consent.contact, what="an out-of-band attestation")
     if not policy.accepts_attestation(req.method):
         raise MethodNotAccepted(req.method, policy.attestation_methods)
+    given = policy.attestation_level(req.method)
+    if given not in policy.levels or not policy.reaches(given, EXPRESS):
+        raise PolicyError(
+            "attestation_level",
+            f"the method {req.method!r:.60} gives {given!r:.40}, which is not a "
+            f"level of the ladder at least {EXPRESS!r}",
+        )
+    # The level rises to the method's, and never falls: a weaker attestation
+    # of an opted-in contact is recorded (its evidence counts) and keeps
+    # the level the contact has.
+    level = consent.level
+    if consent.state is not _OPTED_IN or not policy.reaches(level, given):
+        level = given
     consent, event = _fire(
         consent,
         Trigger.ATTEST,
@@ -600,6 +697,7 @@ def _attest(consent: Consent, req: Attest, policy: Policy, ns: str) -> Decision:
         method=req.method,
         evidence=req.evidence,
         namespace=ns,
+        level=level,
     )
     return _decision(consent, event)
 

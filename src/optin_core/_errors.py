@@ -61,11 +61,17 @@ class SendBlocked(OptinError, ValueError):
     """The agent's text may not be sent in the contact's current state.
 
     ``reason`` is one of ``"opt_in_required"``, ``"awaiting_reply"``,
-    ``"stopped"``, ``"too_long"`` or ``"quiet_hours"`` (then
-    ``next_allowed_at`` says when the quiet hours end).
+    ``"stopped"``, ``"too_long"``, ``"quiet_hours"`` (then
+    ``next_allowed_at`` says when the quiet hours end) or
+    ``"level_too_low"``: the text's ``category`` needs the ``required``
+    consent level and the contact has only ``current``; ``methods`` are the
+    accepted attestation methods that would raise it (empty when none
+    does: the policy must accept one first).
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``"quiet_hours"`` and ``next_allowed_at``.
+    .. versionchanged:: 0.3.0 ``"level_too_low"``, ``category``,
+       ``required``, ``current`` and ``methods``.
     """
 
     _ADVICE: ClassVar[dict[str, str]] = {
@@ -86,15 +92,43 @@ class SendBlocked(OptinError, ValueError):
         *,
         contact: str = "",
         next_allowed_at: datetime | None = None,
+        category: str | None = None,
+        required: str | None = None,
+        current: str | None = None,
+        methods: Iterable[str] = (),
     ) -> None:
         self.reason = reason
         self.contact = contact
         self.next_allowed_at = next_allowed_at
-        advice = self._ADVICE.get(reason, "check the contact's state first")
+        self.category = category
+        self.required = required
+        self.current = current
+        self.methods = tuple(methods)
+        if reason == "level_too_low":
+            advice = self._level_advice()
+        else:
+            advice = self._ADVICE.get(reason, "check the contact's state first")
         if next_allowed_at is not None:
             advice += f" ({next_allowed_at.isoformat()})"
         who = f" to {contact!r}" if contact else ""
         super().__init__(f"text{who} blocked ({reason}): {advice}")
+
+    def _level_advice(self) -> str:
+        needs = (
+            f"a {self.category} text needs {self.required} consent and the "
+            f"contact's level is {self.current}"
+        )
+        if self.methods:
+            return (
+                f"{needs}; raise it with an attestation by "
+                f"{' or '.join(self.methods)} (attest(method=..., evidence=...)), "
+                "or send it in a category the contact's level allows"
+            )
+        return (
+            f"{needs}; no accepted attestation method gives {self.required}: map "
+            "one to it in Policy.attestation_methods, or send it in a category "
+            "the contact's level allows"
+        )
 
 
 class ContactStopped(OptinError, ValueError):

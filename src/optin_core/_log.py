@@ -20,7 +20,17 @@ import attrs
 from ._chain import event_digest
 from ._enums import ConsentState, Intent, MessageKind, Trigger
 from ._errors import InvalidInput, RecordError, show
-from ._machine import EFFECTS, PROVIDER_OPT_OUT, TRANSITIONS, advance, withdrawn_by
+from ._levels import DISCLOSED, NONE, lower_on_default_ladder
+from ._machine import (
+    EFFECTS,
+    KEEP,
+    LEVEL_EFFECTS,
+    PROVIDER_OPT_OUT,
+    RAISE,
+    TRANSITIONS,
+    advance,
+    withdrawn_by,
+)
 from ._records import (
     SCHEMA_VERSION,
     AuditEvent,
@@ -212,6 +222,7 @@ class _Checker:
         self._chain(consent, event, index)
         self._transition(consent, event, index)
         self._evidence(consent, event, index)
+        self._level(consent, event, index)
         self._messages(event, index)
         self.previous = event
 
@@ -345,6 +356,40 @@ class _Checker:
             self._give_up(event, index)
         elif event.cancelled:
             raise self.fail(index, "cancelled", f"{trigger.value} cancels nothing")
+
+    def _level(self, consent: Consent, event: AuditEvent, index: int) -> None:
+        """The consent level follows the rules (``LEVEL_EFFECTS``): entering
+        a state gives its level, moving within one keeps it, and an
+        attestation gives its method's level, at least express and never
+        lower than before (as far as the default ladder orders them: a
+        policy's own levels are the policy's to order). Only a text has a
+        category."""
+        effect = LEVEL_EFFECTS[consent.state, event.trigger]
+        level = event.level
+        if effect is RAISE:
+            if level in (NONE, DISCLOSED) or (
+                consent.state is event.to_state
+                and lower_on_default_ladder(level, consent.level)
+            ):
+                raise self.fail(
+                    index,
+                    "level",
+                    f"an attestation gives express consent or more and never "
+                    f"lowers the level ({consent.level}), not {level}",
+                )
+        else:
+            expected = consent.level if effect is KEEP else effect
+            if level != expected:
+                raise self.fail(
+                    index,
+                    "level",
+                    f"{event.trigger.value} from {consent.state.value} gives "
+                    f"the level {expected}, not {level}",
+                )
+        if (event.category is None) is (event.trigger is Trigger.TEXT):
+            raise self.fail(
+                index, "category", "a text has a category, and only a text has one"
+            )
 
     def _cancel(self, event: AuditEvent, index: int) -> None:
         stop = self.previous

@@ -26,6 +26,7 @@ from statemachine import State, StateMachine
 
 from ._chain import event_digest
 from ._enums import ConsentState, MessageKind, Trigger
+from ._levels import EXPRESS, STATE_LEVELS
 from ._records import (
     AUTO_REPLY_MEMORY,
     MAX_REPLY_CHARS,
@@ -44,7 +45,10 @@ __all__ = [
     "AUTO_REPLIES",
     "CANCELLED_BY_STOP",
     "EFFECTS",
+    "KEEP",
+    "LEVEL_EFFECTS",
     "PROVIDER_OPT_OUT",
+    "RAISE",
     "SENDABLE_WHEN_STOPPED",
     "TRANSITIONS",
     "ConsentMachine",
@@ -195,6 +199,38 @@ def _compile(
 #: ``(state, trigger) -> state``, compiled once from :class:`ConsentMachine`.
 TRANSITIONS = _compile(ConsentMachine)
 
+#: A transition that keeps the consent level (:data:`LEVEL_EFFECTS`).
+KEEP = "keep"
+#: An attestation: the level becomes the higher of the contact's and the
+#: one the policy gives the method (never lower; :func:`optin_core.decide`
+#: computes it, so the policy's ladder orders it).
+RAISE = "raise"
+
+
+def _level_effects(
+    table: Mapping[tuple[ConsentState, Trigger], ConsentState],
+) -> Mapping[tuple[ConsentState, Trigger], str]:
+    effects: dict[tuple[ConsentState, Trigger], str] = {}
+    for (source, trigger), target in table.items():
+        if trigger is Trigger.ATTEST:
+            effects[source, trigger] = RAISE
+        elif target is source:
+            effects[source, trigger] = KEEP
+        else:
+            # Entering a state gives its level: none for PENDING and STOPPED
+            # (a stop loses every level), disclosed for DISCLOSED, and
+            # express for OPTED_IN by any other way in (a YES, a restart: a
+            # restart never brings written consent back).
+            effects[source, trigger] = STATE_LEVELS[target]
+    return MappingProxyType(effects)
+
+
+#: What each transition does to the contact's consent level: the level it
+#: sets, :data:`KEEP` or :data:`RAISE`. Read off :data:`TRANSITIONS`:
+#: entering a state gives the state's level (``express`` for OPTED_IN),
+#: moving within one keeps it, and only an attestation raises it.
+LEVEL_EFFECTS = _level_effects(TRANSITIONS)
+
 #: The only kinds of message a stopped contact may receive, read off the
 #: declaration: the one stop confirmation and answers to HELP.
 SENDABLE_WHEN_STOPPED: frozenset[MessageKind] = frozenset(
@@ -259,6 +295,8 @@ def fire(
     cancelled: tuple[str, ...] = (),
     log_key: bytes | None = None,
     namespace: str = "",
+    level: str | None = None,
+    category: str | None = None,
 ) -> tuple[Consent, AuditEvent]:
     """Move ``consent`` by ``trigger`` and return the new head and its event.
 
@@ -270,12 +308,22 @@ def fire(
     contact's locale after the event (``None`` keeps it); ``namespace``
     goes into the keys (see :func:`optin_core.decide`). ``reply`` is
     logged bounded (:data:`MAX_REPLY_CHARS`). The event is chained to the
-    head's digest, keyed with ``log_key`` when given. Raises ``KeyError``
+    head's digest, keyed with ``log_key`` when given. ``level`` is the
+    consent level after an attestation (the caller's guard computes it from
+    the policy); every other transition's is :data:`LEVEL_EFFECTS`'.
+    ``category`` is a text's. Raises ``KeyError``
     when the table has no such transition: a bug in the caller's guards,
     never a contact's doing.
     """
     source = consent.state
-    target = TRANSITIONS[source, trigger]
+    target, effect = _STEPS[source, trigger]
+    if effect is KEEP:
+        level = consent.level
+    elif effect is RAISE:
+        if level is None:
+            level = consent.level if source is target else EXPRESS
+    else:
+        level = effect
     version = consent.version + 1
     contact = consent.contact
     sent = tuple(
@@ -318,12 +366,16 @@ def fire(
         cancelled,
         consent.digest,
         "",
+        level,
+        category,
     )
     _set_digest(event, event_digest(contact, event, log_key=log_key))
     return advance(consent, event), event
 
 
 _set_digest = AuditEvent.__dict__["digest"].__set__
+#: ``(state, trigger) -> (target, level effect)``: one lookup per event.
+_STEPS = {key: (target, LEVEL_EFFECTS[key]) for key, target in TRANSITIONS.items()}
 
 
 def repeat_key(reply: ParsedReply) -> str:
@@ -398,6 +450,7 @@ def advance(consent: Consent, event: AuditEvent) -> Consent:
         autos,
         ids,
         event.digest,
+        event.level,
     )
 
 

@@ -22,13 +22,23 @@ import attrs
 
 from ._catalog import render_message
 from ._enums import ConsentState, Intent, MessageKind
-from ._errors import PolicyError, UnknownLocale
+from ._errors import InvalidInput, PolicyError, UnknownLocale
 from ._keywords import (
     KeywordCollision,
     KeywordIndex,
     build_keyword_index,
     lint_keywords,
     served_languages,
+)
+from ._levels import (
+    DEFAULT_LEVELS,
+    DISCLOSED,
+    EXPRESS,
+    INFORMATIONAL,
+    MARKETING,
+    NONE,
+    WRITTEN,
+    is_name,
 )
 from ._locale import available_locales, require_locale
 from ._parser import OwnWords, own_words
@@ -169,18 +179,72 @@ def _languages(value: Iterable[str] | None) -> tuple[str, ...]:
         ) from None
 
 
-def _methods(value: Any) -> frozenset[str]:
+def _methods(value: Any) -> Mapping[str, str]:
+    """``{method: level}``; a collection of names (the form of 0.2.0) gives
+    each the ``express`` level."""
     if isinstance(value, str):
         raise PolicyError(
-            "attestation_methods", "expected a collection of names, not one str"
+            "attestation_methods",
+            "expected {method: level} or a collection of names, not one str",
         )
-    try:
-        methods = frozenset(value)
-    except TypeError:
-        raise PolicyError("attestation_methods", "expected a collection") from None
+    if isinstance(value, Mapping):
+        methods = dict(value)
+    else:
+        try:
+            methods = dict.fromkeys(value, EXPRESS)
+        except TypeError:
+            raise PolicyError(
+                "attestation_methods",
+                "expected {method: level} or a collection of names",
+            ) from None
     if not all(isinstance(m, str) and m.strip() for m in methods):
         raise PolicyError("attestation_methods", "names must be non-empty str")
-    return methods
+    return MappingProxyType(methods)
+
+
+def _levels(value: Any) -> tuple[str, ...]:
+    """The ladder, lowest first: unique names, starting with ``none`` and
+    holding ``disclosed`` and ``express`` in that order (the levels the
+    rules give)."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise PolicyError("levels", "expected a sequence of level names, lowest first")
+    ladder = tuple(value)
+    for name in ladder:
+        if not is_name(name):
+            raise PolicyError(
+                "levels",
+                f"{name!r:.40} is not a level name (lowercase letters, digits, "
+                "'_' and '-', starting with a letter)",
+            )
+    seen: set[str] = set()
+    for name in ladder:
+        if name in seen:
+            raise PolicyError("levels", f"{name!r} appears twice in the ladder")
+        seen.add(name)
+    given = [n for n in ladder if n in (NONE, DISCLOSED, EXPRESS)]
+    if not ladder or ladder[0] != NONE or given != [NONE, DISCLOSED, EXPRESS]:
+        raise PolicyError(
+            "levels",
+            f"the ladder must start with {NONE!r} and hold {DISCLOSED!r} below "
+            f"{EXPRESS!r} (the levels a stop, the disclaimer and a YES give), "
+            f"got {list(ladder)!r}",
+        )
+    return ladder
+
+
+def _categories(value: Any) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise PolicyError("categories", "expected {category: minimum level}")
+    for name in value:
+        if not is_name(name):
+            raise PolicyError(
+                "categories",
+                f"{name!r:.40} is not a category name (lowercase letters, "
+                "digits, '_' and '-', starting with a letter)",
+            )
+    return MappingProxyType(dict(value))
 
 
 @attrs.frozen(kw_only=True)
@@ -235,11 +299,28 @@ class Policy:
     database that holds the logs, and pass the same key to
     :func:`~optin_core.verify`. It is never shown in the policy's ``repr``.
 
+    Consent levels: ``levels`` is the ladder, lowest first (by default
+    ``none < disclosed < express < written``; it starts with ``none`` and
+    holds ``disclosed`` below ``express``, the levels the rules give).
+    ``attestation_methods`` maps each accepted out-of-band method to the
+    level it gives, ``{"email": "written", "app": "written",
+    "phone_call": "express"}``, at least ``express``; a collection of names
+    (the form of 0.2.0) gives each ``express``. ``categories`` maps each
+    message category to the least level a text of it needs, merged over
+    the defaults: ``informational`` needs ``express`` (``disclosed`` in
+    disclaimer mode, so that texting after the disclaimer goes on as
+    before) and ``marketing`` needs ``written`` (the ladder's top when it
+    has no ``written``); :attr:`category_levels` holds the result. A level
+    not on the ladder, a ladder with a name twice, a malformed category
+    name: :class:`~optin_core.PolicyError`.
+
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``log_key``, ``provider_answers_keywords``,
        ``stop_confirmation_window``, ``quiet_hours``, ``time_zone``,
        ``keyword_opt_in``.
     .. versionchanged:: 0.2.0 ``languages``.
+    .. versionchanged:: 0.3.0 ``levels`` and ``categories``;
+       ``attestation_methods`` maps each method to a level.
     """
 
     org_name: str
@@ -266,8 +347,12 @@ class Policy:
     )
     time_zone: str = "UTC"
     keyword_opt_in: str = "off"
-    attestation_methods: frozenset[str] = attrs.field(
-        default=frozenset(), converter=_methods
+    levels: tuple[str, ...] = attrs.field(default=DEFAULT_LEVELS, converter=_levels)
+    attestation_methods: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_methods, hash=False
+    )
+    categories: Mapping[str, str] | None = attrs.field(
+        default=None, converter=_categories, hash=False
     )
     max_greeting_length: int = 160
     max_request_length: int = 500
@@ -291,6 +376,14 @@ class Policy:
     #: for the parser: a reply quoting one at length is read without it
     #: (``parse_reply(..., ours=policy.own_words)``; ``decide`` does).
     own_words: OwnWords = attrs.field(init=False, eq=False, hash=False, repr=False)
+    #: Every category this policy knows, with the least consent level a
+    #: text of it needs: ``categories`` merged over the defaults.
+    category_levels: Mapping[str, str] = attrs.field(
+        init=False, eq=False, hash=False, repr=False
+    )
+    _ranks: Mapping[str, int] = attrs.field(
+        init=False, eq=False, hash=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         self._validate()
@@ -370,6 +463,7 @@ class Policy:
         except (UnknownLocale, TypeError) as e:
             raise PolicyError("default_locale", str(e)) from None
         object.__setattr__(self, "default_locale", canonical)
+        self._validate_levels()
         if not self.program_name:
             object.__setattr__(self, "program_name", self.org_name)
         for name in ("org_name", "program_name"):
@@ -392,6 +486,37 @@ class Policy:
             for loc in (None, *available_locales()):
                 rendered[kind, loc] = self._render(kind, loc)
         object.__setattr__(self, "_rendered", MappingProxyType(rendered))
+
+    def _validate_levels(self) -> None:
+        ranks = {name: rank for rank, name in enumerate(self.levels)}
+        ladder = " < ".join(self.levels)
+        for method, level in self.attestation_methods.items():
+            if level not in ranks:
+                raise PolicyError(
+                    "attestation_methods",
+                    f"{method!r} gives {level!r:.40}, which is not a level of "
+                    f"the ladder ({ladder})",
+                )
+            if ranks[level] < ranks[EXPRESS]:
+                raise PolicyError(
+                    "attestation_methods",
+                    f"{method!r} gives {level!r}, but an accepted attestation is "
+                    f"consent: its level is {EXPRESS!r} or higher",
+                )
+        defaults = {
+            INFORMATIONAL: DISCLOSED if self.mode is Mode.DISCLAIMER else EXPRESS,
+            MARKETING: WRITTEN if WRITTEN in ranks else self.levels[-1],
+        }
+        merged = {**defaults, **(self.categories or {})}
+        for category, level in merged.items():
+            if level not in ranks:
+                raise PolicyError(
+                    "categories",
+                    f"{category!r} needs {level!r:.40}, which is not a level of "
+                    f"the ladder ({ladder})",
+                )
+        object.__setattr__(self, "category_levels", MappingProxyType(merged))
+        object.__setattr__(self, "_ranks", MappingProxyType(ranks))
 
     @classmethod
     def from_toml(
@@ -439,6 +564,65 @@ class Policy:
     def accepts_attestation(self, method: str) -> bool:
         """Whether consent gathered by ``method`` (e-mail, app...) counts."""
         return method in self.attestation_methods
+
+    def attestation_level(self, method: str) -> str:
+        """The consent level an accepted attestation by ``method`` gives:
+        ``attestation_methods``' level for it, ``express`` for a method a
+        subclass accepts without mapping it. A level of the ladder, at least
+        ``express``.
+
+        .. versionadded:: 0.3.0
+        """
+        return self.attestation_methods.get(method, EXPRESS)
+
+    def category_level(self, category: str) -> str:
+        """The least consent level a text of ``category`` needs.
+
+        Raises :class:`~optin_core.InvalidInput` for a category the policy
+        does not name (:attr:`category_levels`).
+
+        .. versionadded:: 0.3.0
+        """
+        found = self.category_levels.get(category)
+        if found is None:
+            known = ", ".join(sorted(self.category_levels))
+            raise InvalidInput(
+                f"unknown message category {category!r:.60}; this policy knows "
+                f"{known} (add it to Policy.categories)"
+            )
+        return found
+
+    def level_rank(self, level: str) -> int:
+        """``level``'s position on the ladder (``none`` is 0). A level not
+        on it (a head written under another ladder) ranks as ``express``:
+        only an opted-in contact can have one.
+
+        .. versionadded:: 0.3.0
+        """
+        ranks = self._ranks
+        found = ranks.get(level)
+        return ranks[EXPRESS] if found is None else found
+
+    def reaches(self, level: str, required: str) -> bool:
+        """Whether a contact at ``level`` may get a text needing ``required``.
+
+        .. versionadded:: 0.3.0
+        """
+        return self.level_rank(level) >= self.level_rank(required)
+
+    def methods_reaching(self, level: str) -> tuple[str, ...]:
+        """The accepted attestation methods that give ``level`` or more,
+        sorted: what raises a contact to it.
+
+        .. versionadded:: 0.3.0
+        """
+        return tuple(
+            sorted(
+                method
+                for method, given in self.attestation_methods.items()
+                if self.reaches(given, level)
+            )
+        )
 
     def classify(self, reply: ParsedReply) -> ParsedReply:
         """Last word on a parsed reply; return it unchanged by default.

@@ -8,6 +8,9 @@ dates with Babel in the receipt's locale and time zone):
 * each opt-in request with the exact wording shown, and the agent's
   greeting; each reply verbatim, with the rule and keyword that matched;
 * who acted and by which input; the policy id and version of each event;
+* the contact's consent level and the event that gave it (an attestation
+  with its method and evidence, a YES, a stop), each change of level, and
+  the category of each text;
 * every message decided, verbatim, with its delivery status, provider id
   and delivery report; stops and restarts, listed first;
 * the log's head digest, and whether the log verifies.
@@ -36,6 +39,7 @@ from ._catalog import fill, receipt_wording
 from ._enums import ConsentState, MessageKind, Trigger
 from ._erase import Erasure
 from ._errors import InvalidInput
+from ._levels import NONE
 from ._locale import locale_chain, require_locale
 from ._log import ConsentLog
 from ._personal import Redacted
@@ -161,6 +165,10 @@ class _Words:
     def state(self, state: ConsentState) -> str:
         return self.words.get(f"receipt_state_{state.value}", state.value)
 
+    def level(self, level: str) -> str:
+        """A consent level's wording; a policy's own level by its name."""
+        return self.words.get(f"receipt_level_{level}", level)
+
 
 def _value(
     text: str, kind: Literal["text", "code", "verbatim"], role: str = ""
@@ -211,12 +219,13 @@ def _delivery(
     return tuple(fields)
 
 
-def _entry(
+def _entry(  # noqa: PLR0917 - an event, and what the receipt knows of it
     index: int,
     event: AuditEvent,
     words: _Words,
     records: dict[str, MessageRecord],
     policy: Policy,
+    level_before: str,
 ) -> _Entry:
     heading = f"{index}. {words.date(event.at)} — {words.trigger(event.trigger)}"
     fields: list[tuple[str, _Value]] = [
@@ -246,6 +255,11 @@ def _entry(
         fields.append((words("receipt_evidence"), _value(event.evidence, "text")))
     if event.reason is not None:
         fields.append((words("receipt_reason"), _value(event.reason, "text")))
+    if event.level != level_before:
+        change = f"{words.level(level_before)} → {words.level(event.level)}"
+        fields.append((words("receipt_level"), _value(change, "text")))
+    if event.category is not None:
+        fields.append((words("receipt_category"), _value(event.category, "code")))
     for message in event.sent:
         if message.kind is MessageKind.OPT_IN_REQUEST:
             greeting = _greeting(message, policy)
@@ -288,22 +302,38 @@ def _document(
         for e in log.events
         if _stop_or_start(e)
     )
+    # The level before each event, and the event that gave the current one.
+    before: list[str] = []
+    level, reached = NONE, None
+    for event in log.events:
+        before.append(level)
+        if event.level != level:
+            reached = event
+        level = event.level
+    fields = [
+        (words("receipt_contact"), _value(head.contact, "code")),
+        (words("receipt_state"), _Value("text", words.state(head.state))),
+        (words("receipt_level"), _value(words.level(head.level), "text")),
+    ]
+    if reached is not None:
+        how = f"{words.date(reached.at)} — {words.trigger(reached.trigger)}"
+        if reached.method is not None:
+            how += f" ({reached.method})"
+        fields.append((words("receipt_level_reached"), _value(how, "text")))
+    fields.append((words("receipt_head_digest"), _Value("code", head.digest or "-")))
     return _Document(
         lang=words.locale,
         redacted=words("receipt_redacted"),
         title=words("receipt_title"),
-        fields=(
-            (words("receipt_contact"), _value(head.contact, "code")),
-            (words("receipt_state"), _Value("text", words.state(head.state))),
-            (words("receipt_head_digest"), _Value("code", head.digest or "-")),
-        ),
+        fields=tuple(fields),
         notes=tuple(notes),
         stops_title=words("receipt_stops"),
         stops=stops,
         none=words("receipt_none"),
         log_title=words("receipt_log"),
         entries=tuple(
-            _entry(i, e, words, by_key, policy) for i, e in enumerate(log.events, 1)
+            _entry(i, e, words, by_key, policy, before[i - 1])
+            for i, e in enumerate(log.events, 1)
         ),
     )
 

@@ -17,6 +17,7 @@ import attrs
 
 from ._enums import ConsentState, Intent, MatchRule, MessageKind, Outcome, Trigger
 from ._errors import InvalidInput, RecordError, show
+from ._levels import DEFAULT_CATEGORY, DISCLOSED, NONE, STATE_LEVELS, is_name
 from ._personal import Redacted
 from ._quiet import zone
 
@@ -126,6 +127,16 @@ def _opt_text(instance: object, attribute: attrs.Attribute[Any], value: object) 
         _text(instance, attribute, value)
 
 
+def _category(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _text(instance, attribute, value)
+    if not is_name(value):
+        raise InvalidInput(
+            f"{type(instance).__name__}.{attribute.name} {show(value)} is not a "
+            "category name (lowercase letters, digits, '_' and '-', such as "
+            "'informational' or 'marketing')"
+        )
+
+
 # ---------------------------------------------------------------------------
 # Inputs
 
@@ -171,8 +182,16 @@ class SendText:
     ``time_zone`` is the contact's IANA zone as the host knows it, for the
     policy's quiet hours (the policy's ``time_zone`` when ``None``).
 
+    ``category`` is what kind of text it is (``"informational"`` by
+    default, ``"marketing"``, or any category the policy names): the
+    contact's consent level must reach the category's minimum
+    (``Policy.categories``), else ``SendBlocked("level_too_low")``. A
+    category the policy does not name is an :class:`InvalidInput` when
+    decided; a malformed name, when built.
+
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``time_zone``.
+    .. versionchanged:: 0.3.0 ``category``.
     """
 
     kind: ClassVar[str] = "send_text"
@@ -180,6 +199,7 @@ class SendText:
     at: datetime = attrs.field(validator=_aware)
     by: str | None = attrs.field(default=None, validator=_opt_text)
     time_zone: str | None = attrs.field(default=None, validator=_opt_zone)
+    category: str = attrs.field(default=DEFAULT_CATEGORY, validator=_category)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -575,8 +595,19 @@ class AuditEvent:
     ``digest`` this event's, over its canonical encoding (see
     ``docs/rules.md``): the log is a hash chain.
 
+    ``level`` is the contact's consent level after the event (``express``,
+    ``written``...). When not given it is the level ``to_state`` implies
+    (:data:`~optin_core._levels.STATE_LEVELS`: ``none`` for NEW, PENDING
+    and STOPPED, ``disclosed`` for DISCLOSED, ``express`` for OPTED_IN),
+    and records write it only where it differs, so logs written before
+    levels keep their encoding and read back with the level the rules
+    give. ``category`` is a text's category (``trigger="text"``:
+    ``"informational"`` unless given; ``None`` on other events), written
+    likewise only when it is not that default.
+
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``input_at``, ``cancelled``, ``prev``, ``digest``.
+    .. versionchanged:: 0.3.0 ``level`` and ``category``.
     """
 
     version: int
@@ -599,6 +630,14 @@ class AuditEvent:
     cancelled: tuple[str, ...] = ()
     prev: str = ""
     digest: str = ""
+    level: str = attrs.field(
+        default=attrs.Factory(lambda self: STATE_LEVELS[self.to_state], takes_self=True)
+    )
+    category: str | None = attrs.field(
+        default=attrs.Factory(
+            lambda self: default_category(self.trigger), takes_self=True
+        )
+    )
 
     @property
     def input_time(self) -> datetime:
@@ -614,7 +653,7 @@ class AuditEvent:
     def body(self) -> dict[str, Any]:
         """:meth:`to_dict` without ``digest``: what the digest covers (with
         the contact, see :func:`optin_core.event_digest`)."""
-        return {
+        d: dict[str, Any] = {
             "version": self.version,
             "at": self.at.isoformat(),
             "input": self.input,
@@ -635,6 +674,13 @@ class AuditEvent:
             "cancelled": list(self.cancelled),
             "prev": self.prev,
         }
+        # Written only where they differ from what the event implies, so
+        # events without them keep the encoding (and digests) of 0.2.0.
+        if self.level != STATE_LEVELS[self.to_state]:
+            d["level"] = self.level
+        if self.category != default_category(self.trigger):
+            d["category"] = self.category
+        return d
 
     @classmethod
     def from_dict(cls, data: object, *, field: str = "event") -> AuditEvent:
@@ -659,13 +705,25 @@ class AuditEvent:
         kind = d.get("input")
         if not isinstance(kind, str) or kind not in INPUT_KINDS:
             raise RecordError(f"{field}.input", f"unknown input {show(d.get('input'))}")
+        trigger = _enum(Trigger, d, "trigger", field)
+        to_state = _enum(ConsentState, d, "to_state", field)
+        level = d.get("level", STATE_LEVELS[to_state])
+        if not is_name(level):
+            raise RecordError(
+                f"{field}.level", f"expected a consent level's name, got {show(level)}"
+            )
+        category = d.get("category", default_category(trigger))
+        if category is not None and not is_name(category):
+            raise RecordError(
+                f"{field}.category", f"expected a category's name, got {show(category)}"
+            )
         return cls(
             version=_int(d, "version", field),
             at=_dt(d, "at", field),
             input=_str(d, "input", field),
-            trigger=_enum(Trigger, d, "trigger", field),
+            trigger=trigger,
             from_state=_enum(ConsentState, d, "from_state", field),
-            to_state=_enum(ConsentState, d, "to_state", field),
+            to_state=to_state,
             actor=_opt_str(d, "actor", field),
             message_id=_opt_str(d, "message_id", field),
             reply=reply,
@@ -683,7 +741,15 @@ class AuditEvent:
             cancelled=tuple(cancelled),
             prev=_digest_str(d, "prev", field, empty=True),
             digest=_digest_str(d, "digest", field, empty="digest" not in d),
+            level=level,
+            category=category,
         )
+
+
+def default_category(trigger: Trigger) -> str | None:
+    """The category an event of ``trigger`` has unless it records one: the
+    default category for a text, none for any other event."""
+    return DEFAULT_CATEGORY if trigger is Trigger.TEXT else None
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -703,10 +769,14 @@ class Consent:
     and ``auto_replies`` the times of the last :data:`AUTO_REPLY_MEMORY`
     automatic replies (the loop guard's window); ``recent_message_ids`` the
     last :data:`RECENT_IDS` inbound message ids (stores check every id of the
-    log). Every field is derived from the log: replaying it gives the head.
+    log). ``level`` is the contact's consent level (``none``, ``disclosed``,
+    ``express``, ``written`` or a level of the policy's ladder), the level
+    of the last event. Every field is derived from the log: replaying it
+    gives the head.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 The head no longer carries ``history``.
+    .. versionchanged:: 0.3.0 ``level``.
     """
 
     contact: str
@@ -726,6 +796,9 @@ class Consent:
     auto_replies: tuple[datetime, ...] = ()
     recent_message_ids: tuple[str, ...] = ()
     digest: str = ""
+    level: str = attrs.field(
+        default=attrs.Factory(lambda self: STATE_LEVELS[self.state], takes_self=True)
+    )
 
     @classmethod
     def new(cls, contact: str) -> Consent:
@@ -764,6 +837,7 @@ class Consent:
             "auto_replies": [t.isoformat() for t in self.auto_replies],
             "recent_message_ids": list(self.recent_message_ids),
             "digest": self.digest,
+            "level": self.level,
         }
 
     @classmethod
@@ -825,9 +899,16 @@ class Consent:
         reminded = d.get("reminded_reply")
         if reminded is not None and not _is_hex(reminded, 64):
             raise RecordError("reminded_reply", "expected 64 lowercase hex digits")
+        state = _enum(ConsentState, d, "state", "")
+        # Heads written before levels (0.2.0) have none: the state's.
+        level = d.get("level", STATE_LEVELS[state])
+        if not is_name(level):
+            raise RecordError(
+                "level", f"expected a consent level's name, got {show(level)}"
+            )
         head = cls(
             contact=contact,
-            state=_enum(ConsentState, d, "state", ""),
+            state=state,
             locale=_opt_str(d, "locale", ""),
             version=_int(d, "version", ""),
             attempts=_int(d, "attempts", ""),
@@ -848,6 +929,7 @@ class Consent:
             ),
             recent_message_ids=tuple(ids),
             digest=_digest_str(d, "digest", "", empty=True),
+            level=level,
         )
         check_head(head)
         return head
@@ -860,6 +942,17 @@ def check_head(head: Consent) -> None:
     Raises :class:`RecordError` naming the first field that breaks one.
     """
     state = head.state
+    implied = STATE_LEVELS[state]
+    if state is ConsentState.OPTED_IN:
+        if head.level in (NONE, DISCLOSED):
+            raise RecordError(
+                "level",
+                f"an OPTED_IN head has express consent or more, not {head.level}",
+            )
+    elif head.level != implied:
+        raise RecordError(
+            "level", f"a {state.name} head has level {implied}, not {show(head.level)}"
+        )
     if head.version == 0:
         if state is not ConsentState.NEW or head.digest or head.last_at is not None:
             raise RecordError("version", "0 (no event yet) needs a NEW head")
@@ -997,6 +1090,8 @@ def make_event(  # noqa: PLR0917 - one argument per field, in order
     cancelled: tuple[str, ...],
     prev: str,
     digest: str,
+    level: str,
+    category: str | None,
 ) -> AuditEvent:
     """``AuditEvent(...)`` with the fields in declaration order, unchecked."""
     event: AuditEvent = _new(AuditEvent)
@@ -1021,6 +1116,8 @@ def make_event(  # noqa: PLR0917 - one argument per field, in order
     s[17](event, cancelled)
     s[18](event, prev)
     s[19](event, digest)
+    s[20](event, level)
+    s[21](event, category)
     return event
 
 
@@ -1042,6 +1139,7 @@ def make_consent(  # noqa: PLR0917 - one argument per field, in order
     auto_replies: tuple[datetime, ...],
     recent_message_ids: tuple[str, ...],
     digest: str,
+    level: str,
 ) -> Consent:
     """``Consent(...)`` with the fields in declaration order, unchecked."""
     consent: Consent = _new(Consent)
@@ -1063,6 +1161,7 @@ def make_consent(  # noqa: PLR0917 - one argument per field, in order
     s[14](consent, auto_replies)
     s[15](consent, recent_message_ids)
     s[16](consent, digest)
+    s[17](consent, level)
     return consent
 
 

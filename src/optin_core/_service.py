@@ -43,6 +43,7 @@ from ._errors import (
     StaleVersion,
     UnknownContact,
 )
+from ._levels import DEFAULT_CATEGORY
 from ._log import ConsentLog, verify
 from ._phone import canonical_contact, zone_of_number
 from ._policy import Policy
@@ -387,11 +388,20 @@ class _Shell:
         by: str | None,
         at: datetime | None,
         time_zone: str | None = None,
+        *,
+        category: str = DEFAULT_CATEGORY,
     ) -> _Steps[Decision]:
         contact = self._contact(contact)
         text = SendText(
-            body=body, at=self._at(at), by=by, time_zone=self._zone(contact, time_zone)
+            body=body,
+            at=self._at(at),
+            by=by,
+            time_zone=self._zone(contact, time_zone),
+            category=category,
         )
+        # An unknown category is the host's mistake: refused before the
+        # store is read.
+        self.policy.category_level(category)
         return self._apply(contact, text)
 
     def _attest(
@@ -408,9 +418,16 @@ class _Shell:
         return self._apply(contact, Revoke(at=self._at(at), by=by, reason=reason))
 
     def _can_send(
-        self, contact: str, at: datetime | None, time_zone: str | None = None
+        self,
+        contact: str,
+        at: datetime | None,
+        time_zone: str | None = None,
+        category: str = DEFAULT_CATEGORY,
     ) -> _Steps[bool]:
         contact = self._contact(contact)
+        if not isinstance(category, str):
+            raise TypeError(f"category must be a str, got {type(category).__name__}")
+        self.policy.category_level(category)
         if at is not None:
             # Checked like an input's ``at``.
             if not isinstance(at, datetime):
@@ -422,13 +439,17 @@ class _Shell:
                 zone(time_zone)
             except ValueError as e:
                 raise InvalidInput(f"time_zone: {e}") from None
-        return self._allowed(contact, self._at(at), self._zone(contact, time_zone))
+        return self._allowed(
+            contact, self._at(at), self._zone(contact, time_zone), category
+        )
 
     def _allowed(
-        self, contact: str, at: datetime, time_zone: str | None
+        self, contact: str, at: datetime, time_zone: str | None, category: str
     ) -> _Steps[bool]:
         consent = yield from self._load(contact)
-        return may_text(consent, self.policy, at=at, time_zone=time_zone)
+        return may_text(
+            consent, self.policy, at=at, time_zone=time_zone, category=category
+        )
 
     def _get(self, contact: str) -> _Steps[Consent]:
         return self._load(self._contact(contact))
@@ -1326,6 +1347,7 @@ class ConsentService(_Shell):
         by: str | None = None,
         at: datetime | None = None,
         time_zone: str | None = None,
+        category: str = DEFAULT_CATEGORY,
     ) -> Decision:
         """Send the agent's own words, if the contact's stored state allows it.
 
@@ -1333,9 +1355,17 @@ class ConsentService(_Shell):
         STOP is refused with :class:`SendBlocked` after it. With the
         policy's quiet hours, ``time_zone`` is the contact's IANA zone (by
         default the one its number has, with the ``phone`` extra, else the
-        policy's).
+        policy's). ``category`` (``"informational"`` by default) needs the
+        policy's level for it (``Policy.categories``): a contact below it
+        is refused with ``SendBlocked("level_too_low")``, which says how to
+        raise it; a category the policy does not name is an
+        :class:`InvalidInput`.
+
+        .. versionchanged:: 0.3.0 ``category``.
         """
-        return self._run(self._send_text(contact, body, by, at, time_zone))
+        return self._run(
+            self._send_text(contact, body, by, at, time_zone, category=category)
+        )
 
     def attest(
         self,
@@ -1362,10 +1392,15 @@ class ConsentService(_Shell):
         *,
         at: datetime | None = None,
         time_zone: str | None = None,
+        category: str = DEFAULT_CATEGORY,
     ) -> bool:
-        """Whether :meth:`send_text` would be accepted at ``at`` (now by
-        default): the stored state, and the policy's quiet hours."""
-        return self._run(self._can_send(contact, at, time_zone))
+        """Whether :meth:`send_text` of ``category`` would be accepted at
+        ``at`` (now by default): the stored state and consent level, and the
+        policy's quiet hours.
+
+        .. versionchanged:: 0.3.0 ``category``.
+        """
+        return self._run(self._can_send(contact, at, time_zone, category))
 
     def get(self, contact: str) -> Consent:
         """The stored head, or a new one (``NEW``) for an unknown contact."""
@@ -1615,9 +1650,12 @@ class AsyncConsentService(_Shell):
         by: str | None = None,
         at: datetime | None = None,
         time_zone: str | None = None,
+        category: str = DEFAULT_CATEGORY,
     ) -> Decision:
         """See :meth:`ConsentService.send_text`."""
-        return await self._run(self._send_text(contact, body, by, at, time_zone))
+        return await self._run(
+            self._send_text(contact, body, by, at, time_zone, category=category)
+        )
 
     async def attest(
         self,
@@ -1643,9 +1681,10 @@ class AsyncConsentService(_Shell):
         *,
         at: datetime | None = None,
         time_zone: str | None = None,
+        category: str = DEFAULT_CATEGORY,
     ) -> bool:
         """See :meth:`ConsentService.can_send`."""
-        return await self._run(self._can_send(contact, at, time_zone))
+        return await self._run(self._can_send(contact, at, time_zone, category))
 
     async def get(self, contact: str) -> Consent:
         """See :meth:`ConsentService.get`."""

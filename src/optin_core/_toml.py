@@ -74,6 +74,10 @@ def _is_strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _is_string_table(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
 def _enum(annotation: str, cls: type) -> type[enum.Enum] | None:
     """The enum class named ``annotation`` in the modules of ``cls``'s MRO."""
     for klass in cls.__mro__:
@@ -123,6 +127,16 @@ def _rule(annotation: str, cls: type) -> _Rule | None:
         ),
         "tuple[str, ...]": ("an array of strings", _is_strings, tuple),
         "frozenset[str]": ("an array of strings", _is_strings, frozenset),
+        "Mapping[str, str]": (
+            'a table of names to levels: {email = "written"}, or an array of names',
+            lambda v: _is_strings(v) or _is_string_table(v),
+            lambda v: dict(v) if isinstance(v, dict) else tuple(v),
+        ),
+        "Mapping[str, str] | None": (
+            'a table of names to levels: {marketing = "written"}, or "none"',
+            lambda v: v == _NONE or _is_string_table(v),
+            lambda v: None if v == _NONE else dict(v),
+        ),
         "Mapping[Intent, Mapping[str, tuple[str, ...]]]": (
             "a table of intents, each a table of locales to arrays of words: "
             '[extra_keywords.consent] en = ["ok", "sure"]',

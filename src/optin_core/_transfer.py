@@ -10,9 +10,13 @@
 * **CSV** (``format="csv"``): a summary, one row per contact: ``contact``,
   ``state``, ``since`` (when the contact entered that state), ``source``
   (what put it there: ``sms:consent``, ``attest:email``,
-  ``import:vendor``...), ``last_change``. Erased contacts are not in it
-  (their id is gone). An import reads ``contact``, ``state`` and ``since``
-  (and ``source`` and ``evidence`` when present).
+  ``import:vendor``...), ``last_change``, then the consent ``level``
+  (``express``, ``written``...), ``level_since`` and ``level_source`` (the
+  event that gave it, written like ``source``). Erased contacts are not in
+  it (their id is gone). An import reads ``contact``, ``state`` and
+  ``since`` (and ``source`` and ``evidence`` when present): an imported
+  opt-in gives ``express``, whatever a ``level`` column says (a summary row
+  is no evidence of written consent; move logs with JSONL to keep it).
 
 Reading a file never writes: every line is parsed and verified first (see
 :func:`parse_jsonl_line`, :func:`parse_csv_row`); each refusal names its
@@ -36,6 +40,7 @@ import attrs
 from ._enums import ConsentState, Trigger
 from ._erase import Erasure, record_from_dict, record_to_dict
 from ._errors import ImportRefused, InvalidInput, RecordError, show
+from ._levels import NONE
 from ._log import ConsentLog
 from ._records import AuditEvent
 from .stores._base import MessageRecord
@@ -47,7 +52,16 @@ __all__ = [
 ]
 
 #: The columns of a CSV export, in order.
-CSV_COLUMNS = ("contact", "state", "since", "source", "last_change")
+CSV_COLUMNS = (
+    "contact",
+    "state",
+    "since",
+    "source",
+    "last_change",
+    "level",
+    "level_since",
+    "level_source",
+)
 #: The columns a CSV import needs.
 CSV_REQUIRED = ("contact", "state", "since")
 
@@ -247,6 +261,16 @@ def entered_by(log: ConsentLog) -> AuditEvent | None:
     return None
 
 
+def level_reached(log: ConsentLog) -> AuditEvent | None:
+    """The event that gave the contact its current consent level (``None``
+    while it never changed)."""
+    reached, level = None, NONE
+    for event in log.events:
+        if event.level != level:
+            reached, level = event, event.level
+    return reached
+
+
 _PLAIN = re.compile(r"[+-]?[0-9][0-9 ().-]*")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -275,6 +299,7 @@ def csv_line(log: ConsentLog) -> str:
     when = since(log)
     entered = entered_by(log)
     last = log.head.last_at
+    leveled = level_reached(log)
     return _csv_line(
         (
             _cell(log.contact),
@@ -282,6 +307,9 @@ def csv_line(log: ConsentLog) -> str:
             "" if when is None else when.isoformat(),
             "" if entered is None else _cell(source_of(entered)),
             "" if last is None else last.isoformat(),
+            log.head.level,
+            "" if leveled is None else leveled.input_time.isoformat(),
+            "" if leveled is None else _cell(source_of(leveled)),
         )
     )
 

@@ -109,6 +109,8 @@ _ZONES = (UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=2)))
 _ACTORS = ("agent-1", "agent-2", "compliance")
 _GREETINGS = ("I'm Martha from Hearsay", "{org_name}", "Hi 👋")
 _REQUEST_LOCALES = ("en", "fr", "fr-CA", "es", "de")
+_CATEGORIES = ("informational", "informational", "marketing")
+_METHODS = ("email", "app", "phone_call", "paper")
 
 
 def _strategy(value: st.SearchStrategy[_T] | _T) -> st.SearchStrategy[_T]:
@@ -131,7 +133,13 @@ def _settings() -> dict[str, st.SearchStrategy[Any]]:
         "allow_restart": st.booleans(),
         "decline_stops": st.booleans(),
         "confirm_stop": st.booleans(),
-        "attestation_methods": st.sampled_from([frozenset(), frozenset({"email"})]),
+        "attestation_methods": st.sampled_from(
+            [
+                frozenset(),
+                frozenset({"email"}),
+                {"email": "written", "app": "written", "phone_call": "express"},
+            ]
+        ),
     }
 
 
@@ -142,7 +150,9 @@ def _policy_fields() -> frozenset[str]:
 
 def policies(**fixed: Any) -> st.SearchStrategy[Policy]:
     """Policies whose switches vary: the mode, resend and reminder limits,
-    what YES, START and NO do, stop confirmations, attestation methods.
+    what YES, START and NO do, stop confirmations, attestation methods
+    (none, ``email`` giving express consent, or ``email`` and ``app``
+    giving written consent and ``phone_call`` express).
 
     Pin or widen any setting by name, with a value or a strategy:
     ``policies(org_name="Hearsay", mode=Mode.DISCLAIMER)``,
@@ -178,7 +188,8 @@ def inputs(
 ) -> st.SearchStrategy[Input]:
     """Every kind of input ``decide`` takes: opt-in requests (with and
     without a greeting and a locale), replies (twice as likely as the rest),
-    the agent's texts, attestations and revocations.
+    the agent's texts (informational or marketing), attestations (by
+    e-mail, app, phone call or paper) and revocations.
 
     ``at`` draws their times (:func:`moments` by default: not in order);
     ``texts`` the replies (:func:`replies` by default). Message ids come
@@ -203,10 +214,11 @@ def inputs(
             body=st.sampled_from(["Hello", "Your documents"]),
             at=at,
             by=actors,
+            category=st.sampled_from(_CATEGORIES),
         ),
         st.builds(
             Attest,
-            method=st.sampled_from(["email", "paper"]),
+            method=st.sampled_from(_METHODS),
             at=at,
             by=actors,
             evidence=st.just("doc-1"),
@@ -438,9 +450,10 @@ def scripts(
     texts: st.SearchStrategy[str] | None = None,
 ) -> list[Input]:
     """A whole conversation as a host lives it: the agent's opt-in request
-    (in ``locale``), then the contact's replies and the agent's texts,
-    attestations and revocations, each a few minutes to a day after the one
-    before, with distinct message ids.
+    (in ``locale``), then the contact's replies and the agent's texts
+    (informational or marketing), attestations (by e-mail or phone call)
+    and revocations, each a few minutes to a day after the one before, with
+    distinct message ids.
 
     Feed it to your webhook handler and service (replies as inbound
     webhooks, the rest as agent actions), or to ``decide``. Refusals
@@ -464,11 +477,19 @@ def scripts(
         if kind == "reply":
             steps.append(Inbound(text=draw(texts), at=at, message_id=f"SM{number}"))
         elif kind == "text":
-            steps.append(SendText(body="Your statement is ready", at=at, by="agent-1"))
+            steps.append(
+                SendText(
+                    body="Your statement is ready",
+                    at=at,
+                    by="agent-1",
+                    category=draw(st.sampled_from(_CATEGORIES)),
+                )
+            )
         elif kind == "request":
             steps.append(RequestOptIn(at=at, by="agent-1", locale=locale))
         elif kind == "attest":
-            steps.append(Attest(method="email", at=at, by="agent-1", evidence="mail-1"))
+            method = draw(st.sampled_from(("email", "phone_call")))
+            steps.append(Attest(method=method, at=at, by="agent-1", evidence="mail-1"))
         else:
             steps.append(Revoke(at=at, by="compliance", reason="asked by phone"))
     return steps
