@@ -1,6 +1,8 @@
 """Regenerate the generated parts of the docs from their one source.
 
 * ``docs/machine.md`` from the machine's one declaration (``ConsentMachine``);
+* ``src/optin_core/_table.py``, the same declaration compiled into the table
+  the library imports (so ``import optin_core`` needs no python-statemachine);
 * the per-locale keyword tables of ``docs/parsing.md`` (between the
   ``BEGIN GENERATED`` and ``END GENERATED`` markers) from the keyword packs;
 * ``docs/settings.md`` from ``Policy``'s attrs fields and :data:`MEANINGS`;
@@ -25,7 +27,8 @@ from typing import Any
 
 import attrs
 
-from optin_core import ConsentState, Policy, mermaid
+from optin_core import ConsentState, Policy
+from optin_core._declaration import compile_declaration, mermaid
 from optin_core._keywords import load_packs
 from optin_core._machine import (
     EFFECTS,
@@ -37,6 +40,29 @@ from optin_core._machine import (
 )
 
 DOCS = Path(__file__).resolve().parent
+TABLE = DOCS.parent / "src" / "optin_core" / "_table.py"
+
+TABLE_HEADER = '''"""The consent machine's table, generated from its one declaration.
+
+Do not edit: ``python docs/generate.py`` writes this file from
+:class:`optin_core._declaration.ConsentMachine`, and a test fails while the
+two disagree. It is plain data so that ``import optin_core`` does not import
+python-statemachine (and asyncio with it).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._enums import ConsentState as S
+from ._enums import Trigger as T
+
+__all__ = ["TRANSITION_ROWS"]
+
+#: ``(source, trigger, target)`` for every declared transition, in the
+#: declaration's order.
+TRANSITION_ROWS: Final[tuple[tuple[S, T, S], ...]] = (
+'''
 
 HEADER = """# The consent machine
 
@@ -47,6 +73,15 @@ loop guard, the policy's switches) are evaluated by `decide`, which then fires
 exactly one of these triggers per audit event.
 
 """
+
+
+def render_table() -> str:
+    """src/optin_core/_table.py."""
+    rows = [
+        f"    (S.{source.name}, T.{trigger.name}, S.{target.name}),\n"
+        for (source, trigger), target in compile_declaration().items()
+    ]
+    return TABLE_HEADER + "".join(rows) + ")\n"
 
 
 def _level(effect: str) -> str:
@@ -434,6 +469,8 @@ def update_quickstart(text: str) -> str:
 
 
 if __name__ == "__main__":
+    TABLE.write_text(render_table(), encoding="utf-8")
+    print(f"wrote {TABLE}")
     machine = DOCS / "machine.md"
     machine.write_text(render(), encoding="utf-8")
     print(f"wrote {machine}")

@@ -27,6 +27,13 @@ def _generator() -> ModuleType:
 GENERATE = _generator()
 
 
+def test_table_module_is_generated() -> None:
+    table = DOCS.parent / "src" / "optin_core" / "_table.py"
+    assert table.read_text(encoding="utf-8") == GENERATE.render_table(), (
+        "run: python docs/generate.py"
+    )
+
+
 def test_machine_page_is_generated() -> None:
     page = (DOCS / "machine.md").read_text(encoding="utf-8")
     assert page == GENERATE.render(), "run: python docs/generate.py"

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from statemachine.exceptions import TransitionNotAllowed
 
 from optin_core import ConsentMachine, ConsentState, MessageKind, Trigger, mermaid
-from optin_core._machine import EFFECTS, TRANSITIONS, _compile
+from optin_core._declaration import _compile, compile_declaration
+from optin_core._machine import EFFECTS, TRANSITIONS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "machine.md"
 
@@ -105,3 +106,11 @@ def test_docs_diagram_is_generated_from_the_declaration() -> None:
     # docs/machine.md embeds mermaid(); regenerate it with
     # `python docs/generate.py` when the machine changes.
     assert mermaid() in DOCS.read_text(encoding="utf-8")
+
+
+def test_the_imported_table_is_the_compiled_declaration() -> None:
+    # The library imports the generated ``_table.py``, not python-statemachine;
+    # the declaration stays the one source (``python docs/generate.py``).
+    compiled = compile_declaration()
+    assert dict(TRANSITIONS) == dict(compiled)
+    assert list(TRANSITIONS) == list(compiled)  # the declaration's order too

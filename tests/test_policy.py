@@ -176,3 +176,23 @@ def test_policy_id_and_version_are_on_every_event() -> None:
     assert {(e.policy_id, e.policy_version) for e in (*first.events, *d.events)} == {
         ("acme-sms", "2026-03")
     }
+
+
+def test_policies_with_the_same_extra_keywords_share_one_index() -> None:
+    # Hosts that build a policy per request must not rebuild the index.
+    from optin_core import Intent, build_keyword_index, parse_reply
+
+    extra = {Intent.STOP: {"en": ["unsub"]}, Intent.CONSENT: {"fr": ["d'accord"]}}
+    first = Policy(org_name="A", extra_keywords=extra)
+    again = Policy(org_name="B", extra_keywords={k: dict(v) for k, v in extra.items()})
+    assert again.keywords is first.keywords
+    assert build_keyword_index(extra) is first.keywords
+    # Different words or languages: a different index.
+    other = Policy(org_name="A", extra_keywords={Intent.STOP: {"en": ["unsubscribe!"]}})
+    assert other.keywords is not first.keywords
+    narrow = Policy(org_name="A", extra_keywords=extra, languages=("en",))
+    assert narrow.keywords is not first.keywords
+    assert parse_reply("unsub", keywords=first.keywords).intent is Intent.STOP
+    # A single str is still refused, not read as letters.
+    with pytest.raises(PolicyError):
+        Policy(org_name="A", extra_keywords={Intent.STOP: {"en": "unsub"}})

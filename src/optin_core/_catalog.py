@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import re
 from collections.abc import Mapping
-from importlib import resources
 from typing import Final
-
-from babel.messages.pofile import read_po
 
 from optin_core._enums import MessageKind
 from optin_core._locale import _negotiate, available_locales, locale_chain
@@ -186,10 +184,15 @@ def _kinds() -> tuple[MessageKind, ...]:
 @functools.cache
 def _catalog(locale: str) -> Mapping[str, tuple[str, bool]]:
     """msgid -> (msgstr, fuzzy) for a shipped locale; empty when unreadable."""
-    folder = resources.files("optin_core") / "locales"
-    po = folder / locale.replace("-", "_") / "LC_MESSAGES" / "optin_core.po"
+    # Babel's .po reader is imported on first use: most processes render
+    # from a few locales, and ``import optin_core`` should not pay for it.
+    from babel.messages.pofile import read_po  # noqa: PLC0415 (on first use)
+
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locales")
+    po = os.path.join(folder, locale.replace("-", "_"), "LC_MESSAGES", "optin_core.po")
     try:
-        data = po.read_bytes()
+        with open(po, "rb") as f:
+            data = f.read()
     except OSError:
         return {}
     catalog = read_po(io.BytesIO(data), locale=locale.replace("-", "_"))

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from typing import Any, Final
 
 import attrs
@@ -160,6 +160,17 @@ def _language(locale: str) -> str:
     return locale.partition("-")[0]
 
 
+def _package_text(*parts: str) -> str:
+    # A plain file read: ``importlib.resources`` would add pathlib, zipfile
+    # and tempfile to every import of the library, for the zipped installs
+    # this package does not support.
+    with open(os.path.join(_PACKAGE, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
 @functools.cache
 def load_packs() -> tuple[Mapping[str, Any], ...]:
     """The shipped keyword packs as parsed JSON, in :data:`PACK_ORDER`.
@@ -168,11 +179,9 @@ def load_packs() -> tuple[Mapping[str, Any], ...]:
 
     .. versionadded:: 0.1.0
     """
-    folder = resources.files("optin_core") / "keywords"
     packs = []
     for loc in PACK_ORDER:
-        raw = (folder / f"{loc}.json").read_text(encoding="utf-8")
-        packs.append(json.loads(raw))
+        packs.append(json.loads(_package_text("keywords", f"{loc}.json")))
     return tuple(packs)
 
 
@@ -182,8 +191,7 @@ def load_sources() -> Mapping[str, Mapping[str, str]]:
 
     .. versionadded:: 0.1.0
     """
-    folder = resources.files("optin_core") / "keywords"
-    data = json.loads((folder / "sources.json").read_text(encoding="utf-8"))
+    data = json.loads(_package_text("keywords", "sources.json"))
     sources: Mapping[str, Mapping[str, str]] = data["sources"]
     return sources
 
@@ -801,16 +809,58 @@ def build_keyword_index(
     pack; ``()``: only the contact's own chain). See
     :func:`served_languages`.
 
-    Without extra words the index is shared (one per ``languages``); with
-    them, building takes some milliseconds: build once per policy, not per
-    message.
+    The index is immutable and shared: one per ``languages`` without extra
+    words, and the last 64 distinct (``extra``, ``languages``) settings are
+    kept, so building a policy per request from the same settings costs a
+    cache lookup, not the tens of milliseconds a new index takes.
 
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``languages``.
+    .. versionchanged:: 0.3.0 indexes with extra words are cached.
     """
     served = served_languages(languages)
     if not extra:
         return _shared_index(served)
+    key = _extra_key(extra)
+    if key is None:  # words that cannot be a cache key: _extra_entries says why
+        return KeywordIndex(load_packs(), _extra_entries(extra), served)
+    return _cached_index(key, served)
+
+
+_ExtraKey = tuple[tuple[object, str, tuple[str, ...]], ...]
+
+
+def _extra_key(extra: Mapping[Intent, Mapping[str, Iterable[str]]]) -> _ExtraKey | None:
+    """``extra`` as a hashable value, the same for equal settings; ``None``
+    when it is not made of str (the index build reports the mistake)."""
+    try:
+        rows = [
+            (intent, locale, tuple(words))
+            for intent, by_locale in extra.items()
+            for locale, words in by_locale.items()
+            if not isinstance(words, str)
+        ]
+        if len(rows) != sum(len(by_locale) for by_locale in extra.values()):
+            return None
+        key = tuple(sorted(rows, key=lambda r: (str(r[0]), r[1])))
+        hash(key)
+    except (AttributeError, TypeError):
+        return None
+    if not all(
+        isinstance(loc, str) and all(isinstance(w, str) for w in words)
+        for _, loc, words in key
+    ):
+        return None
+    return key
+
+
+# Hosts that build a policy per request (or per tenant, from the same
+# settings) get the index built once: it is immutable, so policies share it.
+@functools.lru_cache(maxsize=64)
+def _cached_index(key: _ExtraKey, served: tuple[str, ...]) -> KeywordIndex:
+    extra: dict[Any, dict[str, tuple[str, ...]]] = {}
+    for intent, locale, words in key:
+        extra.setdefault(intent, {})[locale] = words
     return KeywordIndex(load_packs(), _extra_entries(extra), served)
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-import babel
-
 from optin_core._errors import UnknownLocale
 
 __all__ = ["available_locales", "locale_chain", "require_locale"]
@@ -54,6 +52,10 @@ def _negotiate(tag: str) -> str | None:
     direct = _BY_FOLDED.get(tag.casefold())
     if direct is not None:
         return direct
+    # Babel only for tags no pack spells as given (``iw``, ``pt-br``...): it
+    # is imported on first use, keeping it off the import path.
+    import babel  # noqa: PLC0415 (on first use)
+
     preferred = [tag]
     try:
         parsed = babel.Locale.parse(tag, sep="-")

@@ -22,8 +22,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 
-from statemachine import State, StateMachine
-
 from ._chain import event_digest
 from ._enums import ConsentState, MessageKind, Trigger
 from ._levels import EXPRESS, STATE_LEVELS
@@ -39,6 +37,7 @@ from ._records import (
     make_event,
     make_outgoing,
 )
+from ._table import TRANSITION_ROWS
 
 __all__ = [
     "ALL_KINDS",
@@ -51,98 +50,12 @@ __all__ = [
     "RAISE",
     "SENDABLE_WHEN_STOPPED",
     "TRANSITIONS",
-    "ConsentMachine",
     "Trigger",
     "advance",
     "fire",
-    "mermaid",
     "repeat_key",
     "withdrawn_by",
 ]
-
-
-class ConsentMachine(StateMachine):
-    """The declaration: every transition a consent record can make.
-
-    Guards (resend limits, reminder caps, ordering, policy switches) are not
-    here: :func:`optin_core.decide` evaluates them and picks the trigger, so the
-    table stays a pure function of ``(state, trigger)``.
-    """
-
-    new = State("New", value=ConsentState.NEW.value, initial=True)
-    pending = State("Pending", value=ConsentState.PENDING.value)
-    opted_in = State("Opted in", value=ConsentState.OPTED_IN.value)
-    disclosed = State("Disclosed", value=ConsentState.DISCLOSED.value)
-    stopped = State("Stopped", value=ConsentState.STOPPED.value)
-
-    request = new.to(pending) | disclosed.to(pending)
-    resend = pending.to(pending, internal=True)
-    disclose = new.to(disclosed) | pending.to(disclosed)
-    consent = pending.to(opted_in)
-    upgrade = disclosed.to(opted_in)
-    restart = stopped.to(opted_in)
-    stop = (
-        new.to(stopped)
-        | pending.to(stopped)
-        | opted_in.to(stopped)
-        | disclosed.to(stopped)
-    )
-    decline = pending.to(stopped)
-    revoke = (
-        new.to(stopped)
-        | pending.to(stopped)
-        | opted_in.to(stopped)
-        | disclosed.to(stopped)
-        | stopped.to(stopped, internal=True)
-    )
-    attest = (
-        new.to(opted_in)
-        | pending.to(opted_in)
-        | disclosed.to(opted_in)
-        | opted_in.to(opted_in, internal=True)
-    )
-    remind = pending.to(pending, internal=True)
-    help = (
-        new.to(new, internal=True)
-        | pending.to(pending, internal=True)
-        | opted_in.to(opted_in, internal=True)
-        | disclosed.to(disclosed, internal=True)
-        | stopped.to(stopped, internal=True)
-    )
-    text = opted_in.to(opted_in, internal=True) | disclosed.to(disclosed, internal=True)
-    pause = (
-        new.to(new, internal=True)
-        | pending.to(pending, internal=True)
-        | opted_in.to(opted_in, internal=True)
-        | disclosed.to(disclosed, internal=True)
-        | stopped.to(stopped, internal=True)
-    )
-    cancel = stopped.to(stopped, internal=True)
-    signup = new.to(opted_in)
-    expire = (
-        new.to(new, internal=True)
-        | pending.to(pending, internal=True)
-        | opted_in.to(opted_in, internal=True)
-        | disclosed.to(disclosed, internal=True)
-        | stopped.to(stopped, internal=True)
-    )
-    dead_letter = (
-        new.to(new, internal=True)
-        | pending.to(pending, internal=True)
-        | opted_in.to(opted_in, internal=True)
-        | disclosed.to(disclosed, internal=True)
-        | stopped.to(stopped, internal=True)
-    )
-    # Imports (another system's consent list): a stop always applies; an
-    # opt-in never leaves STOPPED (only the contact restarts) and is not
-    # needed where the contact already opted in.
-    import_stop = (
-        new.to(stopped)
-        | pending.to(stopped)
-        | opted_in.to(stopped)
-        | disclosed.to(stopped)
-    )
-    import_opt_in = new.to(opted_in) | pending.to(opted_in) | disclosed.to(opted_in)
 
 
 #: The message each trigger sends, before the policy's confirmation switches.
@@ -172,32 +85,13 @@ EFFECTS: Mapping[Trigger, MessageKind | None] = MappingProxyType(
 )
 
 
-def _compile(
-    machine: type[StateMachine],
-) -> Mapping[tuple[ConsentState, Trigger], ConsentState]:
-    table: dict[tuple[ConsentState, Trigger], ConsentState] = {}
-    declared = {s.value for s in machine.states}
-    if declared != {s.value for s in ConsentState}:
-        raise RuntimeError(f"machine states {declared} differ from ConsentState")
-    for state in machine.states:
-        for transition in state.transitions:
-            source = ConsentState(transition.source.value)
-            target = ConsentState(transition.target.value)
-            for event in transition.events:
-                key = (source, Trigger(str(event)))
-                if table.get(key, target) is not target:
-                    raise RuntimeError(
-                        f"{key} has two targets; guards belong in decide"
-                    )
-                table[key] = target
-    missing = set(Trigger) - {t for _, t in table}
-    if missing or set(EFFECTS) != set(Trigger):
-        raise RuntimeError(f"triggers without transitions or effects: {missing}")
-    return MappingProxyType(table)
-
-
-#: ``(state, trigger) -> state``, compiled once from :class:`ConsentMachine`.
-TRANSITIONS = _compile(ConsentMachine)
+#: ``(state, trigger) -> state``: the declaration
+#: (:class:`~optin_core._declaration.ConsentMachine`) compiled into the
+#: generated module ``_table.py`` by ``docs/generate.py``; a test checks that
+#: the two agree.
+TRANSITIONS: Mapping[tuple[ConsentState, Trigger], ConsentState] = MappingProxyType(
+    {(source, trigger): target for source, trigger, target in TRANSITION_ROWS}
+)
 
 #: A transition that keeps the consent level (:data:`LEVEL_EFFECTS`).
 KEEP = "keep"
@@ -452,22 +346,3 @@ def advance(consent: Consent, event: AuditEvent) -> Consent:
         event.digest,
         event.level,
     )
-
-
-def mermaid() -> str:
-    """The machine as a Mermaid ``stateDiagram-v2``, drawn from the declaration.
-
-    .. versionadded:: 0.1.0
-    """
-    lines = ["stateDiagram-v2"]
-    initial = next(s for s in ConsentMachine.states if s.initial)
-    lines.append(f"    [*] --> {ConsentState(initial.value).name}")
-    for state in ConsentMachine.states:
-        for transition in state.transitions:
-            source = ConsentState(transition.source.value).name
-            target = ConsentState(transition.target.value).name
-            for event in transition.events:
-                effect = EFFECTS[Trigger(str(event))]
-                label = str(event) if effect is None else f"{event} / {effect.value}"
-                lines.append(f"    {source} --> {target}: {label}")
-    return "\n".join(lines) + "\n"

@@ -31,9 +31,6 @@ from datetime import datetime, tzinfo
 from typing import Literal
 
 import attrs
-from babel import Locale
-from babel.dates import format_datetime
-from babel.numbers import format_decimal
 
 from ._catalog import fill, receipt_wording
 from ._enums import ConsentState, MessageKind, Trigger
@@ -142,6 +139,10 @@ class _Words:
 
     def __init__(self, locale: str, default: str, where: tzinfo) -> None:
         self.locale = locale_chain(locale, default)[0]
+        # Babel's date and number formats are loaded with the first receipt,
+        # not with the library.
+        from babel import Locale  # noqa: PLC0415 (on first use)
+
         self.babel = Locale.parse(self.locale.replace("-", "_"))
         self.words = receipt_wording(self.locale, default)
         self.zone = where
@@ -151,9 +152,13 @@ class _Words:
         return fill(text, values) if values else text
 
     def date(self, when: datetime) -> str:
+        from babel.dates import format_datetime  # noqa: PLC0415 (on first use)
+
         return format_datetime(when, "long", tzinfo=self.zone, locale=self.babel)
 
     def number(self, n: int) -> str:
+        from babel.numbers import format_decimal  # noqa: PLC0415 (on first use)
+
         return format_decimal(n, locale=self.babel)
 
     def trigger(self, trigger: Trigger) -> str:

@@ -19,11 +19,9 @@ guarantees.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import io
 import logging
-import tempfile
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Generic, Literal, TypeAlias, TypeVar
@@ -1250,6 +1248,8 @@ def _rewindable(fp: IO[str]) -> IO[str]:
         seekable = False
     if seekable:
         return fp
+    import tempfile  # noqa: PLC0415 (on use: exports only)
+
     spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - returned open
         max_size=8 << 20,
         mode="w+",
@@ -1610,6 +1610,8 @@ class AsyncConsentService(_Shell):
         method = getattr(self.store, request.method)
         if self._async_store:
             return await method(*request.args, **request.kwargs)
+        import asyncio  # noqa: PLC0415 (on use: only the async service needs it)
+
         return await asyncio.to_thread(method, *request.args, **request.kwargs)
 
     async def _run(self, steps: _Steps[_T]) -> _T:

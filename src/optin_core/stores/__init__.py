@@ -3,9 +3,9 @@
 The protocol (:class:`Store`, :class:`AsyncStore`) and the checks every store
 shares live in ``_base``; :class:`MemoryStore` and :class:`SQLiteStore` ship
 here, and :class:`PostgresStore` / :class:`AsyncPostgresStore` (the
-``postgres`` extra: psycopg 3) are loaded on first use, so that this package
-imports without psycopg. ``tests/test_stores.py`` is the contract suite a new
-store joins with one parameter.
+``postgres`` extra: psycopg 3). All four are loaded on first use, so that this
+package imports without sqlite3 or psycopg. ``tests/test_stores.py`` is the
+contract suite a new store joins with one parameter.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._base import AsyncStore, Lease, MessageStatus, Store
-from .memory import MemoryStore
-from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from .memory import MemoryStore
     from .postgres import AsyncPostgresStore, PostgresStore
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "AsyncPostgresStore",
@@ -31,8 +31,11 @@ __all__ = [
     "Store",
 ]
 
-#: Names loaded from a module of an optional extra on first use.
-_LAZY = {
+#: Stores loaded on first use, with the extra their module needs (``None``:
+#: none): ``import optin_core`` loads no store, so neither sqlite3 nor psycopg.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "MemoryStore": ("memory", None),
+    "SQLiteStore": ("sqlite", None),
     "PostgresStore": ("postgres", "postgres"),
     "AsyncPostgresStore": ("postgres", "postgres"),
 }
@@ -45,7 +48,11 @@ def __getattr__(name: str) -> Any:
     try:
         value = getattr(import_module(f"{__name__}.{module}"), name)
     except ImportError as e:
-        if e.name is None or e.name.split(".")[0] not in ("psycopg", "psycopg_pool"):
+        missing = e.name is None or e.name.split(".")[0] not in (
+            "psycopg",
+            "psycopg_pool",
+        )
+        if extra is None or missing:
             raise
         return _missing(name, extra, e)
     globals()[name] = value

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any, Literal, cast
 
 from .._erase import Erasure
@@ -56,7 +55,11 @@ _log = logging.getLogger("optin_core")
 #: 0.1.0 schema (whole records as JSON), migrated on open.
 STORE_SCHEMA = 2
 
-_SCHEMA = resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
+with open(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.sql"),
+    encoding="utf-8",
+) as _f:
+    _SCHEMA = _f.read()
 
 #: The head row, its data only when it is not the cached head, and the
 #: version and digest of the log's last event (which the head's must equal:
