@@ -8,6 +8,10 @@ from hypothesis import HealthCheck, settings
 
 from .postgres_server import _postgres_cleanup, _postgres_session, pg_dsn  # noqa: F401
 
+# The service tests' store (every kind) and env, shared by the files of
+# test_service*.py, test_phone.py and test_examples.py.
+from .service_env import env, store  # noqa: F401
+
 # The optin_* fixtures of optin_core.testing. pyproject's addopts turn off its
 # pytest11 entry point (-p no:optin_core), which would import optin_core
 # before coverage starts; loaded from here, it is imported after.

@@ -394,3 +394,18 @@ def test_sendable_filters_an_audience() -> None:
         ConsentState.OPTED_IN,
         ConsentState.DISCLOSED,
     }
+
+
+def test_a_decision_says_what_it_withdraws() -> None:
+    # A host writing its own shell reads it off the decision.
+    from optin_core import Inbound, MessageKind, cancelled_by_stop
+
+    pol = policy()
+    consent = record_in(ConsentState.OPTED_IN)
+    stop = decide(consent, Inbound(text="STOP", at=at(90), message_id="w1"), pol)
+    assert stop.withdraws == cancelled_by_stop(stop)
+    assert MessageKind.TEXT in stop.withdraws
+    assert MessageKind.STOP_CONFIRMATION not in stop.withdraws
+    assert MessageKind.HELP not in stop.withdraws
+    chat = decide(consent, Inbound(text="thanks", at=at(91), message_id="w2"), pol)
+    assert chat.withdraws == frozenset()

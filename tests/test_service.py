@@ -1,13 +1,13 @@
-"""ConsentService: idempotent, race-safe, crash-safe; against both stores."""
+"""ConsentService: idempotent, race-safe, crash-safe; against every store.
+
+Split by concern: ``test_service_async.py`` (the async service),
+``test_phone.py`` (phone numbers), ``test_examples.py`` (the webhook
+example), ``test_delivery.py`` (the delivery lifecycle)."""
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import inspect
-import io
 import logging
-import sys
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,59 +32,20 @@ from optin_core import (
     StaleVersion,
     UnknownLocale,
 )
-from optin_core._phone import normalize_phone
-from optin_core._service import AsyncConsentService, ConsentService
+from optin_core._service import ConsentService
 from optin_core.stores import MemoryStore, SQLiteStore
 
+from .service_env import POLICY, A, B, Env
 from .service_helpers import (
-    SERVICE_STORE_KINDS,
     STORE_KINDS,
     T0,
     AsyncStoreAdapter,
     Clock,
     Interceptor,
     Sender,
-    inner_store,
     make_store,
     snapshot,
 )
-
-A = "+15550001"
-B = "+15550002"
-POLICY = Policy(org_name="Acme")
-
-
-class Env:
-    def __init__(self, store: Any, policy: Policy = POLICY) -> None:
-        self.store = store
-        self.clock = Clock()
-        self.sender = Sender()
-        self.errors: list[tuple[Outgoing, Exception]] = []
-        self.service = ConsentService(
-            policy,
-            store,
-            self.sender,
-            clock=self.clock,
-            on_send_error=lambda m, e: self.errors.append((m, e)),
-        )
-
-    def opt_in(self, contact: str = A) -> None:
-        self.service.request_opt_in(contact)
-        self.service.receive(contact, "Yes", message_id=f"yes-{contact}")
-
-
-@pytest.fixture(params=SERVICE_STORE_KINDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    s = make_store(request.param, tmp_path)
-    yield s
-    if isinstance(inner_store(s), SQLiteStore):
-        inner_store(s).close()
-
-
-@pytest.fixture
-def env(store: Any) -> Env:
-    return Env(store)
-
 
 # ---------------------------------------------------------------------------
 # The happy path
@@ -764,182 +725,3 @@ def test_a_redelivery_of_any_age_changes_nothing(store: Any) -> None:
     assert len(env.sender.sent) == sent
     # The head alone no longer remembers it: the store's log did.
     assert "SM-start" not in svc.get(A).recent_message_ids
-
-
-# ---------------------------------------------------------------------------
-# Async
-
-
-def test_async_service_with_blocking_store(store: Any) -> None:
-    sent: list[Outgoing] = []
-    fail = [True]
-
-    async def send(message: Outgoing) -> None:
-        await asyncio.sleep(0)
-        if fail[0]:
-            fail[0] = False
-            raise ConnectionError("down")
-        sent.append(message)
-
-    async def main() -> None:
-        svc = AsyncConsentService(
-            POLICY, store, send, clock=Clock(), on_send_error=lambda m, e: None
-        )
-        await svc.request_opt_in(A)
-        assert sent == []
-        assert await svc.flush() == 1
-        assert await svc.flush() == 0
-        await svc.receive(A, "yes", message_id="1")
-        assert await svc.can_send(A)
-        await svc.send_text(A, "hi")
-        await svc.receive(A, "stop", message_id="2")
-        with pytest.raises(SendBlocked):
-            await svc.send_text(A, "again")
-        assert (await svc.get(A)).state is ConsentState.STOPPED
-
-    asyncio.run(main())
-    assert [m.kind for m in sent] == [
-        MessageKind.OPT_IN_REQUEST,
-        MessageKind.OPT_IN_CONFIRMATION,
-        MessageKind.TEXT,
-        MessageKind.STOP_CONFIRMATION,
-    ]
-
-
-def test_async_service_with_async_store_and_sync_send() -> None:
-    inner = MemoryStore()
-    sender = Sender()
-    policy = Policy(org_name="Acme", attestation_methods={"email"})
-
-    async def main() -> None:
-        svc = AsyncConsentService(
-            policy, AsyncStoreAdapter(inner), sender, clock=Clock()
-        )
-        await svc.attest(A, method="email", evidence="e-1", by="martha")
-        await svc.send_text(A, "hi")
-        results = await asyncio.gather(
-            *(svc.receive(A, "stop", message_id="dup") for _ in range(5))
-        )
-        assert sum(d.changed for d in results) == 1
-        await svc.revoke(A, by="c", reason="r")
-        with pytest.raises(ContactStopped):
-            await svc.request_opt_in(A)
-
-    asyncio.run(main())
-    assert sender.kinds() == [MessageKind.TEXT, MessageKind.STOP_CONFIRMATION]
-    assert inner.get(A).version == 4  # type: ignore[union-attr]
-
-
-def test_async_service_keeps_the_queue_order_and_reads_history() -> None:
-    inner = MemoryStore()
-    sender = Sender()
-    sender.fail_first(1)
-
-    async def main() -> None:
-        svc = AsyncConsentService(
-            POLICY,
-            AsyncStoreAdapter(inner),
-            sender,
-            clock=Clock(),
-            on_send_error=lambda m, e: None,
-        )
-        await svc.request_opt_in(A)  # fails, stays pending
-        await svc.receive(A, "help", message_id="h")  # request, then HELP
-        await svc.receive(A, "yes", message_id="y")
-        assert await svc.flush() == 0
-        history = await svc.history(A)
-        assert [e.trigger for e in history.events] == ["request", "help", "consent"]
-        assert history.head == await svc.get(A)
-
-    asyncio.run(main())
-    assert sender.kinds() == [
-        MessageKind.OPT_IN_REQUEST,
-        MessageKind.HELP,
-        MessageKind.OPT_IN_CONFIRMATION,
-    ]
-
-
-# ---------------------------------------------------------------------------
-# Phone numbers
-
-
-def test_normalize_phone() -> None:
-    assert normalize_phone("06 12 34 56 78", "FR") == "+33612345678"
-    assert normalize_phone("+33612345678") == "+33612345678"
-    assert normalize_phone("+33 6 12 34 56 78", "us") == "+33612345678"
-    assert normalize_phone("(415) 555-2671", "US") == "+14155552671"
-    with pytest.raises(InvalidInput, match="region"):
-        normalize_phone("06 12 34 56 78")
-    with pytest.raises(InvalidInput):
-        normalize_phone("not a number", "FR")
-    with pytest.raises(InvalidInput, match="not a valid phone number"):
-        normalize_phone("+33 6123", "FR")
-    with pytest.raises(InvalidInput, match="too long"):
-        normalize_phone("1" * 100, "FR")
-    with pytest.raises(TypeError):
-        normalize_phone(33612345678)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        normalize_phone("+33612345678", 33)  # type: ignore[arg-type]
-
-
-def test_normalize_phone_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "phonenumbers", None)
-    with pytest.raises(ImportError, match=r"optin-core\[phone\]"):
-        normalize_phone("+33612345678")
-
-
-# ---------------------------------------------------------------------------
-# The webhook example
-
-
-def _load_example() -> Any:
-    path = Path(__file__).parent.parent / "examples" / "webhook.py"
-    spec = importlib.util.spec_from_file_location("webhook_example", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_webhook_example_handlers(env: Env) -> None:
-    hook = _load_example()
-    svc = env.service
-    status, _, body = hook.handle_inbound(svc, {"From": A, "Body": "hi"})
-    assert status.startswith("400")
-    status, _, _ = hook.handle_text(svc, {"to": A, "body": "hi", "agent": "m"})
-    assert status.startswith("409")
-    svc.request_opt_in(A)
-    form = {"From": A, "Body": "YES", "MessageSid": "SM1"}
-    for _ in range(2):  # a redelivered webhook is harmless
-        status, _headers, body = hook.handle_inbound(svc, form)
-        assert status == "200 OK"
-        assert b"<Response>" in body
-    assert env.sender.kinds(A).count(MessageKind.OPT_IN_CONFIRMATION) == 1
-    status, _, body = hook.handle_text(svc, {"to": A, "body": "hi", "agent": "m"})
-    assert status.startswith("202")
-    status, _, _ = hook.handle_text(svc, {"to": A, "body": "x" * 5000, "agent": "m"})
-    assert status.startswith("409")
-    status, _, _ = hook.handle_text(svc, {"to": "", "body": "hi", "agent": "m"})
-    assert status.startswith("400")
-
-
-def test_webhook_example_wsgi_app(env: Env) -> None:
-    hook = _load_example()
-    app = hook.make_app(env.service)
-    env.service.request_opt_in(A)
-    payload = b"From=%2B15550001&Body=Stop&MessageSid=SM7"
-    seen: list[str] = []
-    environ = {
-        "PATH_INFO": "/sms",
-        "REQUEST_METHOD": "POST",
-        "CONTENT_LENGTH": str(len(payload)),
-        "wsgi.input": io.BytesIO(payload),
-    }
-    body = app(environ, lambda status, headers: seen.append(status))
-    assert seen == ["200 OK"]
-    assert b"Response" in b"".join(body)
-    assert env.service.get(A).state is ConsentState.STOPPED
-    app({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}, lambda s, h: seen.append(s))
-    assert seen[-1].startswith("404")
-    assert hook.read_form({"CONTENT_LENGTH": "x", "wsgi.input": io.BytesIO()}) == {}

@@ -60,9 +60,6 @@ _STOPPED = ConsentState.STOPPED
 #: characters: the zero-width joiner that glues emoji sequences together.
 _GREETING_FORMAT_OK = frozenset({"\u200d"})
 
-#: The loop guard's answer when automatic replies are already paused.
-_PAUSED = "paused"
-
 
 def decide(
     consent: Consent, input: Input, policy: Policy, *, namespace: str = ""
@@ -199,14 +196,12 @@ def sendable(
 
 
 def _may_text_in(state: ConsentState, policy: Policy) -> bool:
-    return policy.allows_texting(state) or (
-        policy.mode is Mode.DISCLAIMER and (state is _NEW or state is _PENDING)
-    )
+    return policy.allows_texting(state) or policy.discloses_first(state)
 
 
 def _discloses_first(state: ConsentState, policy: Policy) -> bool:
     """Whether a text to a contact in ``state`` goes after the disclaimer."""
-    return not policy.allows_texting(state) and _may_text_in(state, policy)
+    return not policy.allows_texting(state) and policy.discloses_first(state)
 
 
 def _implied_at_send(state: ConsentState, policy: Policy) -> str:
@@ -234,6 +229,8 @@ def cancelled_by_stop(decision: Decision) -> frozenset[MessageKind]:
     from a stopped contact: the provider would refuse them all.
     :func:`cancel_queued` records the cancellation in the log, and the store
     applies it in the same write.
+
+    The same as :attr:`Decision.withdraws`.
 
     .. versionadded:: 0.1.0
     """
@@ -384,9 +381,9 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy, ns: str) -> Decisio
         return make_decision(consent, (), (), reply, trigger)
     reason = None
     if send and (trigger is Trigger.REMIND or trigger is Trigger.HELP):
-        reason = _loop_guard(consent, msg, reply, policy)
-        if reason is _PAUSED:
+        if is_paused(consent, msg.at, policy):
             return make_decision(consent, (), (), reply, Outcome.PAUSED)
+        reason = why_pause(consent, msg.at, reply, policy)
         if reason is not None:
             trigger, send = Trigger.PAUSE, False
     # A keyword of one language (ARRET, AIDE, Oui) is answered in it, and
@@ -474,28 +471,31 @@ def _inbound_trigger(
     return Outcome.POLICY, False
 
 
-def _loop_guard(
-    consent: Consent, msg: Inbound, reply: ParsedReply, policy: Policy
-) -> str | None:
-    """Why automatic replies should pause now, or None to answer.
-
-    Returns :data:`_PAUSED` when they are paused already (the pause was
-    recorded when it began).
-    """
-    since = msg.at - policy.loop_window
-    last = consent.last_trigger
-    if (
-        last is Trigger.PAUSE
+def is_paused(consent: Consent, at: datetime, policy: Policy) -> bool:
+    """Whether automatic replies to ``consent`` are paused at ``at``: a pause
+    began (and was recorded) within the policy's ``loop_window``."""
+    return (
+        consent.last_trigger is Trigger.PAUSE
         and consent.last_at is not None
-        and consent.last_at >= since
-    ):
-        return _PAUSED
+        and consent.last_at >= at - policy.loop_window
+    )
+
+
+def why_pause(
+    consent: Consent, at: datetime, reply: ParsedReply, policy: Policy
+) -> str | None:
+    """Why automatic replies should pause now, answering ``reply`` at ``at``
+    (the reason the ``pause`` event records), or ``None`` to answer: the
+    contact repeated the unrecognised text that just got a reminder (an
+    auto-responder), or ``loop_max_auto_replies`` went out within
+    ``loop_window``."""
     if (
-        last is Trigger.REMIND
+        consent.last_trigger is Trigger.REMIND
         and consent.reminded_reply is not None
         and consent.reminded_reply == repeat_key(reply.bounded(MAX_REPLY_CHARS))
     ):
         return "loop guard: the contact repeated the same unrecognized reply"
+    since = at - policy.loop_window
     count = 0
     for when in reversed(consent.auto_replies):
         if when < since:

@@ -561,6 +561,18 @@ class Policy:
             state is ConsentState.DISCLOSED and self.mode is Mode.DISCLAIMER
         )
 
+    def discloses_first(self, state: ConsentState) -> bool:
+        """Whether a text to a contact in ``state`` goes out after the
+        disclaimer: in disclaimer mode, to a contact not yet disclosed
+        (``NEW``, or ``PENDING`` from an earlier attestation policy). With
+        :meth:`allows_texting`, the whole rule of who may be texted.
+
+        .. versionadded:: 0.3.0
+        """
+        return self.mode is Mode.DISCLAIMER and (
+            state is ConsentState.NEW or state is ConsentState.PENDING
+        )
+
     def accepts_attestation(self, method: str) -> bool:
         """Whether consent gathered by ``method`` (e-mail, app...) counts."""
         return method in self.attestation_methods

@@ -1009,6 +1009,23 @@ class Decision:
         """Whether the record changed (and so must be saved)."""
         return bool(self.events)
 
+    @property
+    def withdraws(self) -> frozenset[MessageKind]:
+        """The kinds of the contact's still-unsent messages this decision
+        makes undeliverable: after a stop, every kind but the stop
+        confirmation and HELP answers (a text composed before a STOP must
+        never reach the contact after it); after a provider's opt-out, every
+        kind; otherwise none. A host with its own shell cancels those
+        (:func:`~optin_core.cancel_queued`) in the same write as the events.
+
+        .. versionadded:: 0.3.0
+        """
+        # The machine's table says which kinds a stopped contact may get;
+        # imported here because the machine builds these records.
+        from ._machine import withdrawn_by  # noqa: PLC0415
+
+        return withdrawn_by(self.events)
+
 
 # ---------------------------------------------------------------------------
 # Trusted constructors for the hot path.
