@@ -1425,7 +1425,8 @@ def test_sqlite_mark_sent_with_lease_sees_a_message_added_meanwhile(
     tmp_path: Path,
 ) -> None:
     """The writer of a message queued behind one being sent leaves it to that
-    message's sender: mark_sent must look again after marking."""
+    message's sender: mark_sent must look for it in the marking transaction
+    (written just before it, while the first was being sent)."""
     path = tmp_path / "c.db"
     with SQLiteStore(path) as s, SQLiteStore(path) as other:
         first = requested()
@@ -1436,10 +1437,11 @@ def test_sqlite_mark_sent_with_lease_sees_a_message_added_meanwhile(
         conn = s._conn()
 
         class Racing:
-            """Runs the other writer's put just before the mark."""
+            """Runs the other writer's put just before the marking
+            transaction."""
 
             def execute(self, sql: str, *args: Any) -> Any:
-                if sql.startswith("UPDATE outbox SET status = 'sent'"):
+                if sql == "PRAGMA synchronous = NORMAL":
                     assert put(other, second, lease=L) is None
                 return conn.execute(sql, *args)
 
@@ -1839,3 +1841,51 @@ def test_sqlite_migration_refuses_a_forged_schema1_record(
         assert check_log(s, contact).version == json.loads(original)["version"]
         assert [m.key for m in s.pending()] == [PENDING_IN_SCHEMA1]
     assert _user_version(schema1) == 2
+
+
+def test_sqlite_mark_commit_skips_its_own_fsync_and_restores_the_setting(
+    tmp_path: Path,
+) -> None:
+    """The sent mark is committed at synchronous=NORMAL (no fsync of its
+    own: the next durable commit carries it), then the store's setting is
+    back for the next write."""
+    with SQLiteStore(tmp_path / "c.db", synchronous="FULL") as s:
+        first = requested()
+        (request,) = messages(first[1])
+        assert put(s, first, lease=L) == request
+        conn = s._conn()
+        seen: list[int] = []
+
+        class Watching:
+            def execute(self, sql: str, *args: Any) -> Any:
+                if sql.startswith("UPDATE outbox SET status = 'sent'"):
+                    seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+                return conn.execute(sql, *args)
+
+        s._local.conn = (os.getpid(), Watching())
+        assert s.mark_sent(request.key, lease=L) is None
+        s._local.conn = (os.getpid(), conn)
+        assert seen == [1]  # NORMAL while marking
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+        assert s.message_status(request.key) == "sent"
+
+
+def test_sqlite_writers_of_one_file_in_one_thread_time_out_not_hang(
+    tmp_path: Path,
+) -> None:
+    """Two stores of one file used in one thread, the second writing while
+    the first holds a transaction: the writers' queue lets the thread in
+    again, and SQLite's lock refuses it within the timeout (no wait on
+    itself for ever)."""
+    path = tmp_path / "c.db"
+    with SQLiteStore(path) as s, SQLiteStore(path, timeout=0.2) as other:
+        s.namespace()
+        other.namespace()
+        conn = s._transaction()
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                put(other, requested())
+        finally:
+            s._end(conn, "ROLLBACK")
+        assert put(other, requested()) is None  # the turn is free again
+        assert (tmp_path / "c.db-writer").exists()

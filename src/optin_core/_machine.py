@@ -1,9 +1,12 @@
 """Rule 1: this module owns every transition of a consent record.
 
 The machine is declared once, as a python-statemachine ``StateMachine``
-(:class:`ConsentMachine`). At import the declaration is validated and compiled
-into :data:`TRANSITIONS`, an immutable ``(state, trigger) -> state`` table, and
-:data:`EFFECTS`, the message each trigger may send. The hot path uses the
+(:class:`~optin_core._declaration.ConsentMachine`). ``docs/generate.py``
+validates and compiles the declaration into the generated module
+``_table.py`` (a test checks the two agree), read here into
+:data:`TRANSITIONS`, an immutable ``(state, trigger) -> state`` table, next to
+:data:`EFFECTS`, the message each trigger may send; importing this module
+imports neither python-statemachine nor asyncio. The hot path uses the
 tables; no python-statemachine instance is created per message (a whole
 ``decide``, audit event included, costs a fortieth of creating one and
 sending it an event; see ``bench/``). The declaration also draws the docs' diagram and
