@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -135,11 +136,26 @@ def parse_area(mode: Mode) -> Area:
         from optin_core import parse_reply
     except ImportError as e:
         raise Skip(f"optin_core.parse_reply is not importable: {e}") from None
+    from optin_core import MatchRule
+
     table = baseline_keywords()
+    # Exact keywords as contacts type them ("STOP", "Oui", "yes!"): no
+    # padding, no width or compatibility forms, nothing invisible. The
+    # parser's fast path, against the same dict lookup. (Padded or
+    # fullwidth spellings are in "short".)
+    exact = [
+        (t, loc)
+        for t, loc in short_replies()
+        if t == t.strip()
+        and unicodedata.normalize("NFKC", t) == t
+        and all(c.isalpha() or c in "!.?'-" for c in t)
+        and parse_reply(t, loc).rule is MatchRule.EXACT
+    ]
     groups = []
     for suffix, corpus in (
         ("mixed", REPLIES),
         ("short", short_replies()),
+        ("exact", exact),
         ("long", LONG_REPLIES),
     ):
         ws = _parse_workloads(suffix, corpus, table)

@@ -323,6 +323,22 @@ def test_prebuilt_replies_match_the_full_parse() -> None:
                 assert _parse(raw, chain, index, False) == reply, raw
 
 
+def test_the_fast_path_serves_each_locale_spelling_its_own_chain() -> None:
+    # parse_reply's fast path looks a table up by (default, locale as sent):
+    # each must be the table of the chain that negotiation gives.
+    from optin_core import locale_chain
+
+    index = default_keyword_index()
+    assert index._fast["en"]
+    for default, by_locale in index._fast.items():
+        for locale, table in by_locale.items():
+            chain = locale_chain(locale, default)
+            assert table is index._prebuilt[chain], (default, locale)
+    # And through the public function, a non-English default too.
+    assert parse_reply("Oui", None, default_locale="fr").locale == "fr"
+    assert parse_reply("ARRET", "fr_CA", default_locale="fr").intent is Intent.STOP
+
+
 # -- ParsedReply serialisation -------------------------------------------------
 
 

@@ -342,6 +342,7 @@ class KeywordIndex:
         "_consent_ok",
         "_entries",
         "_exact",
+        "_fast",
         "_langs",
         "_languages",
         "_lenient_words",
@@ -390,6 +391,9 @@ class KeywordIndex:
     _chains: dict[tuple[str | None, str], tuple[str, ...]]
     _prebuilt: dict[tuple[str, ...], dict[str, ParsedReply]]
     _prebuilt_max: int
+    #: ``default_locale -> locale as the host spells it -> exact reply ->
+    #: ParsedReply``: the parser's fast path, one lookup per level.
+    _fast: dict[str, dict[str | None, dict[str, ParsedReply]]]
     _reaction_re: re.Pattern[str] | None
     _reaction_emoji_re: re.Pattern[str] | None
     _reaction_lead_re: re.Pattern[str] | None
@@ -725,6 +729,14 @@ class KeywordIndex:
                     table[raw] = reply
             prebuilt[chain] = table
         object.__setattr__(self, "_prebuilt", prebuilt)
+        fast: dict[str, dict[str | None, dict[str, ParsedReply]]] = {"en": {}}
+        for tag, chain in self._chains_en.items():
+            if chain in prebuilt:
+                fast["en"][tag] = prebuilt[chain]
+        for (tag, default), chain in self._chains.items():
+            if chain in prebuilt:
+                fast.setdefault(default, {})[tag] = prebuilt[chain]
+        object.__setattr__(self, "_fast", fast)
         # Longer texts skip the table: looking one up would hash all of it.
         longest = max((len(k) for t in prebuilt.values() for k in t), default=0)
         object.__setattr__(self, "_prebuilt_max", longest)

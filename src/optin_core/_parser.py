@@ -299,18 +299,23 @@ def parse_reply(
     .. versionchanged:: 0.2.0 ``ours``; consent words of every served
        language; padding never pushes a word out of the windows.
     """
-    if not isinstance(text, str):
+    if text.__class__ is not str and not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
     if ours is not None and ours.__class__ is not OwnWords:
         ours = own_words(ours)
     index = default_keyword_index() if keywords is None else keywords
+    # The fast path: an exact keyword as contacts type it ("STOP", "Oui"),
+    # for a locale spelled as hosts send it: three dict lookups. A keyword
+    # is too short to hold a quote of ours.
+    if len(text) <= index._prebuilt_max:
+        by_locale = index._fast.get(default_locale)
+        if by_locale is not None:
+            table = by_locale.get(locale)
+            if table is not None:
+                found = table.get(text)
+                if found is not None:
+                    return found
     chain = _chain(index, locale, default_locale)
-    table = index._prebuilt.get(chain)
-    if table is not None and len(text) <= index._prebuilt_max:
-        found = table.get(text)
-        if found is not None:
-            # A keyword is too short to hold a quote of ours.
-            return found
     return _parse(text, chain, index, lenient_consent, ours)
 
 
