@@ -405,6 +405,41 @@ class _Contacts:
         return self.batch
 
 
+#: The library's receive with 0.2.0's commits (see ``service_area``).
+BEFORE_CASE = "receive[SQLiteStore FULL, 0.2.0 commits]"
+
+#: Worker processes of the service area's multi-process point.
+PROCESSES = 4
+
+
+def _processes_point(mode: Mode, tmp: str) -> dict[str, Any]:
+    """``receive(contact, "help")`` by :data:`PROCESSES` worker processes,
+    each with its own ``SQLiteStore`` (FULL) on one file and its own
+    contacts (``bench/scaling.py``'s point: all start together, every
+    operation's latency kept): 2 s in quick mode, 5 s in full."""
+    from bench.scaling import _point
+
+    duration = {"quick": 2.0, "full": 5.0}.get(mode.name, 0.2)
+    contacts = 200 if mode.scale == 1 else 10
+    path = os.path.join(tmp, "processes.db")
+    point = _point("sqlite", path, PROCESSES, duration, contacts)
+    return {
+        k: point[k]
+        for k in (
+            "workers",
+            "duration_s",
+            "operations",
+            "delivered",
+            "receives_per_s",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "client_cpu_per_op_us",
+            "machine_cpu_busy",
+        )
+    }
+
+
 def service_area(mode: Mode) -> Area:
     """``receive(contact, "Yes")`` from PENDING, against raw sqlite3.
 
@@ -623,6 +658,12 @@ def service_area(mode: Mode) -> Area:
 
         return Workload(name, run, setup=setup)
 
+    class Before(sqlite_cls):  # type: ignore[misc,valid-type]
+        """The 0.2.0 protocol: the sent mark fsynced, the claim a second
+        statement (the reference of the throughput target)."""
+
+        _one_fsync = False
+
     memory = memory_cls()
     area.groups.append(
         Group(
@@ -640,20 +681,28 @@ def service_area(mode: Mode) -> Area:
         case = f"receive[SQLiteStore {sync}]"
         raw = f"raw sqlite3 read+CAS[{sync}]"
         same = f"raw sqlite3 same protocol[{sync}]"
+        workloads = [
+            receive_workload(case, store, seed_store),
+            raw_workload(
+                raw, os.path.join(tmp, f"raw-{sync}.db"), sync, protocol=False
+            ),
+            raw_workload(
+                same, os.path.join(tmp, f"same-{sync}.db"), sync, protocol=True
+            ),
+        ]
+        compare = [(case, raw), (case, same), (same, raw)]
+        if sync == "FULL":
+            # The same receive with 0.2.0's commits (two fsyncs), in its
+            # own file: the reference of "1.4x today's throughput".
+            before_path = os.path.join(tmp, "before-FULL.db")
+            before = Before(before_path, synchronous=sync)
+            area.cleanup.callback(before.close)
+            before_seed = sqlite_cls(before_path, synchronous="NORMAL")
+            area.cleanup.callback(before_seed.close)
+            workloads.append(receive_workload(BEFORE_CASE, before, before_seed))
+            compare.append((case, BEFORE_CASE))
         area.groups.append(
-            Group(
-                f"service.sqlite.{sync.lower()}",
-                [
-                    receive_workload(case, store, seed_store),
-                    raw_workload(
-                        raw, os.path.join(tmp, f"raw-{sync}.db"), sync, protocol=False
-                    ),
-                    raw_workload(
-                        same, os.path.join(tmp, f"same-{sync}.db"), sync, protocol=True
-                    ),
-                ],
-                compare=[(case, raw), (case, same), (same, raw)],
-            )
+            Group(f"service.sqlite.{sync.lower()}", workloads, compare=compare)
         )
     area.metrics["service"] = {
         "head_json_bytes": len(head_json.encode()),
@@ -662,9 +711,22 @@ def service_area(mode: Mode) -> Area:
         "from_state": template.state.value,
         "to_state": yes_decision.consent.state.value,
         "messages_per_receive_expected": len(yes_decision.outgoing),
-        "commits": {"library": 2, "raw read+CAS": 1, "raw same protocol": 2},
+        "commits": {
+            "library": 2,
+            "raw read+CAS": 1,
+            "raw same protocol": 2,
+            "0.2.0 protocol": 2,
+        },
         # The second commit (the sent mark) skips its fsync at FULL.
-        "fsyncs_at_full": {"library": 1, "raw read+CAS": 1, "raw same protocol": 1},
+        "fsyncs_at_full": {
+            "library": 1,
+            "raw read+CAS": 1,
+            "raw same protocol": 1,
+            "0.2.0 protocol": 2,
+        },
+        # receive by 4 worker processes on one file (bench/scaling.py's
+        # point): throughput and latency percentiles.
+        "processes": _processes_point(mode, tmp),
         # Filled in while the groups run: [receives, messages sent].
         "delivered": delivered,
     }

@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 from bench.cases import (
     AREAS,
+    BEFORE_CASE,
     HISTORY_LENGTHS,
     HISTORY_OPS,
     HISTORY_STORES,
@@ -203,6 +204,34 @@ def evaluate_targets(
                 x <= 2 and problem is None,
                 problem or "",
             )
+    case, before = r.get("receive[SQLiteStore FULL]"), r.get(BEFORE_CASE)
+    if case and before:
+        # Issue 14: one fsync per operation; receive throughput at FULL at
+        # least 1.4x the 0.2.0 protocol's (two commits, two fsyncs),
+        # measured interleaved in this run.
+        x = before.median_ns / case.median_ns
+        missing = case.median_ns - before.median_ns / 1.4
+        add(
+            "SQLiteStore FULL receive throughput: times the 0.2.0 commits",
+            ">= 1.4x",
+            x,
+            x >= 1.4,
+            f"{case.median_ns / 1e3:.0f} µs per receive against "
+            f"{before.median_ns / 1e3:.0f} µs (1 fsync against 2)"
+            + (f"; {missing / 1e3:.0f} µs per receive short" if x < 1.4 else ""),
+        )
+    processes = metrics.get("service", {}).get("processes")
+    if processes and processes.get("operations"):
+        p99 = processes["p99_ms"]
+        add(
+            f"SQLiteStore receive p99 with {processes['workers']} processes (ms)",
+            "< 10 ms",
+            p99,
+            p99 < 10,
+            f"{processes['receives_per_s']:.0f} receives/s, p50 "
+            f"{processes['p50_ms']} ms, max {processes['max_ms']} ms, "
+            f"{processes['duration_s']} s",
+        )
     short, long = HISTORY_LENGTHS[0], HISTORY_LENGTHS[-1]
     for store in HISTORY_STORES:
         for op in HISTORY_OPS:

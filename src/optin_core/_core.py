@@ -297,10 +297,6 @@ def _fire(
     locale: str | None = None,
     answer: str | None = None,
     reply: ParsedReply | None = None,
-    actor: str | None = None,
-    message_id: str | None = None,
-    method: str | None = None,
-    evidence: str | None = None,
     reason: str | None = None,
     namespace: str = "",
     cancelled: tuple[str, ...] = (),
@@ -313,8 +309,11 @@ def _fire(
     greeting, the agent's text); otherwise the policy renders it, in
     ``answer`` when given (the language of the contact's keyword), else in
     the contact's locale. A stop confirmation carries its deadline (the
-    input's time plus ``policy.stop_confirmation_window``).
+    input's time plus ``policy.stop_confirmation_window``). Who acted, the
+    message id, method and evidence come from the input
+    (:func:`_provenance`).
     """
+    actor, message_id, method, evidence = _provenance(input)
     kind = EFFECTS[trigger] if send else None
     messages: tuple[tuple[MessageKind, str, str, datetime | None], ...] = ()
     if kind is not None:
@@ -351,6 +350,29 @@ def _fire(
         level=level,
         category=category,
     )
+
+
+def _provenance(
+    input: Input,
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """What an event records of its input, in one place: who acted, the
+    message id the log deduplicates on, and the method and evidence of an
+    attestation or an import."""
+    if isinstance(input, Inbound):
+        return "contact", input.message_id, None, None
+    if isinstance(input, Attest):
+        return input.by, None, input.method, input.evidence
+    if isinstance(input, ProviderOptOut):
+        return f"provider:{input.provider}", None, None, None
+    if isinstance(input, (MessageExpired, MessageFailed)):
+        return "delivery", None, None, None
+    if isinstance(input, Import):
+        since = "unknown" if input.since is None else input.since.isoformat()
+        evidence = f"{input.state.value} since {since}"
+        if input.evidence:
+            evidence += f"; {input.evidence}"
+        return input.by, input.import_id, f"import:{input.source}", evidence
+    return input.by, None, None, None
 
 
 def _decision(
@@ -399,8 +421,6 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy, ns: str) -> Decisio
         locale=language if consent.locale is None else None,
         answer=language,
         reply=reply,
-        actor="contact",
-        message_id=msg.message_id,
         reason=reason,
         namespace=ns,
     )
@@ -524,7 +544,6 @@ def _request(consent: Consent, req: RequestOptIn, policy: Policy, ns: str) -> De
             req,
             policy,
             locale=locale,
-            actor=req.by,
             namespace=ns,
         )
         return _decision(consent, event)
@@ -543,7 +562,6 @@ def _request(consent: Consent, req: RequestOptIn, policy: Policy, ns: str) -> De
         policy,
         text=text,
         locale=locale or used,
-        actor=req.by,
         namespace=ns,
     )
     return _decision(consent, event)
@@ -639,9 +657,7 @@ def _send_text(consent: Consent, req: SendText, policy: Policy, ns: str) -> Deci
         )
     events: tuple[AuditEvent, ...] = ()
     if disclose:
-        consent, disclosed = _fire(
-            consent, Trigger.DISCLOSE, req, policy, actor=req.by, namespace=ns
-        )
+        consent, disclosed = _fire(consent, Trigger.DISCLOSE, req, policy, namespace=ns)
         events = (disclosed,)
     consent, event = _fire(
         consent,
@@ -649,7 +665,6 @@ def _send_text(consent: Consent, req: SendText, policy: Policy, ns: str) -> Deci
         req,
         policy,
         text=req.body,
-        actor=req.by,
         namespace=ns,
         category=category,
     )
@@ -693,9 +708,6 @@ def _attest(consent: Consent, req: Attest, policy: Policy, ns: str) -> Decision:
         Trigger.ATTEST,
         req,
         policy,
-        actor=req.by,
-        method=req.method,
-        evidence=req.evidence,
         namespace=ns,
         level=level,
     )
@@ -716,7 +728,6 @@ def _withdraw(
         trigger,
         req,
         policy,
-        actor="delivery",
         reason=reason,
         cancelled=(req.key,),
     )
@@ -736,7 +747,6 @@ def _provider_opt_out(
         Trigger.REVOKE,
         req,
         policy,
-        actor=f"provider:{req.provider}",
         reason=reason,
         namespace=ns,
     )
@@ -749,7 +759,6 @@ def _revoke(consent: Consent, req: Revoke, policy: Policy, ns: str) -> Decision:
         Trigger.REVOKE,
         req,
         policy,
-        actor=req.by,
         reason=req.reason,
         namespace=ns,
     )
@@ -775,19 +784,11 @@ def _import(consent: Consent, req: Import, policy: Policy) -> Decision:
         if state is ConsentState.OPTED_IN:
             return make_decision(consent, (), (), None, Outcome.UNCHANGED)
         trigger = Trigger.IMPORT_OPT_IN
-    since = "unknown" if req.since is None else req.since.isoformat()
-    evidence = f"{req.state.value} since {since}"
-    if req.evidence:
-        evidence += f"; {req.evidence}"
     consent, event = _fire(
         consent,
         trigger,
         req,
         policy,
         send=False,
-        actor=req.by,
-        message_id=req.import_id,
-        method=f"import:{req.source}",
-        evidence=evidence,
     )
     return _decision(consent, event)
