@@ -1451,6 +1451,69 @@ def test_sqlite_mark_sent_with_lease_sees_a_message_added_meanwhile(
         assert s.message_status(request.key) == "sent"
 
 
+def test_a_put_with_lease_claims_the_head_of_an_empty_queue(store: Any) -> None:
+    """Nothing of the contact's open: the write's first message is claimed
+    in the write (the lease and the claimed version stored), and no one
+    else can claim it; the messages behind it wait, unclaimed."""
+    written = opted_in()
+    request, confirmation = messages(written[1])
+    assert put(store, written, lease=L) == request
+    assert claimed_version(store, request.key) == written[0].version
+    assert not store.claim(request.key, until=NOW + LEASE, now=NOW)
+    assert not store.claim(confirmation.key, until=NOW + LEASE, now=NOW)
+    assert claimed_version(store, confirmation.key) is None
+    assert store.mark_sent(request.key, lease=L) == confirmation
+    assert store.mark_sent(confirmation.key, lease=L) is None
+    assert [status(store, m.key) for m in (request, confirmation)] == ["sent"] * 2
+    # The queue is empty again: the next write's message is claimed at once.
+    later = step(written[0], texting())
+    (text,) = messages(later[1])
+    assert put(store, later, lease=L) == text
+    assert status(store, text.key) == "pending"
+    assert store.due(now=NOW) == []
+
+
+def test_a_put_with_lease_leaves_its_message_behind_an_open_one(store: Any) -> None:
+    """A message still open holds the write's new message: a pending one
+    is claimed in its place (the head of the queue), a leased one leaves
+    it to that message's sender."""
+    head, key = with_text(store)
+    written = step(head, texting("second", 1))
+    (second,) = messages(written[1])
+    claimed = put(store, written, lease=L)  # the first text heads the queue
+    assert claimed is not None
+    assert claimed.key == key
+    assert claimed_version(store, second.key) is None
+    third = step(written[0], texting("third", 2))
+    assert put(store, third, lease=L) is None  # the first is being sent
+    assert store.mark_sent(key, lease=L) == second
+
+
+def test_sqlite_one_fsync_per_operation(tmp_path: Path) -> None:
+    """A service receive at FULL: the head, log and claimed message in one
+    durable commit; the sent mark committed at NORMAL (no fsync of its
+    own); the claim of an empty queue's head made by the INSERT itself."""
+    path = tmp_path / "c.db"
+    with SQLiteStore(path) as s:
+        first = requested()
+        (request,) = messages(first[1])
+        statements: list[str] = []
+        conn = s._conn()
+        conn.set_trace_callback(statements.append)
+        assert put(s, first, lease=L) == request
+        assert not any(sql.startswith("UPDATE outbox") for sql in statements)
+        assert statements.count("COMMIT") == 1
+        assert "PRAGMA synchronous = NORMAL" not in statements
+        statements.clear()
+        assert s.mark_sent(request.key, lease=L) is None
+        assert statements.count("COMMIT") == 1
+        commit = statements.index("COMMIT")
+        assert statements.index("PRAGMA synchronous = NORMAL") < commit
+        assert statements.index("PRAGMA synchronous = FULL") > commit
+        conn.set_trace_callback(None)
+        assert s.message_status(request.key) == "sent"
+
+
 def test_sqlite_put_refuses_a_message_key_already_in_the_outbox(tmp_path: Path) -> None:
     """A message row already there (a replayed write, or rows edited by
     hand) refuses the write: keys are unique, nothing is half-written."""
