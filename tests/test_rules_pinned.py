@@ -241,3 +241,55 @@ def test_the_text_limit_on_both_sides(extra: int) -> None:
     else:
         (message,) = log.apply(text).outgoing  # type: ignore[attr-defined]
         assert message.text == body
+
+
+def _rechained(events: list[AuditEvent]) -> list[AuditEvent]:
+    out: list[AuditEvent] = []
+    prev = ""
+    for original in events:
+        event = attrs.evolve(original, prev=prev, digest="")
+        event = attrs.evolve(event, digest=event_digest(CONTACT, event))
+        out.append(event)
+        prev = event.digest
+    return out
+
+
+def test_replay_refuses_an_attestation_that_lowers_the_level() -> None:
+    from optin_core import Attest
+
+    policy = Policy(
+        org_name="Acme",
+        attestation_methods={"email": "written", "phone_call": "express"},
+    )
+    log = Log(policy)
+    log.apply(RequestOptIn(at=T0))
+    log.reply("Yes", 1)
+    log.apply(Attest(method="email", at=_at(2), by="agent", evidence="form"))
+    log.apply(Attest(method="phone_call", at=_at(3), by="agent", evidence="call"))
+    assert log.events[-1].level == "written"  # kept, never lowered
+    assert verify(CONTACT, log.events, log.consent).level == "written"
+    lowered = [*log.events[:-1], attrs.evolve(log.events[-1], level="express")]
+    with pytest.raises(RecordError, match="level"):
+        verify(CONTACT, _rechained(lowered))
+
+
+def test_replay_leaves_the_order_of_a_policys_own_levels_to_the_policy() -> None:
+    # "verified" is not on the default ladder: verify cannot order it, so it
+    # neither refuses nor fails on it (the policy that wrote it orders it).
+    from optin_core import Attest
+
+    policy = Policy(
+        org_name="Acme",
+        levels=("none", "disclosed", "express", "verified", "written"),
+        attestation_methods={"id_check": "verified", "phone_call": "express"},
+    )
+    log = Log(policy)
+    log.apply(RequestOptIn(at=T0))
+    log.reply("Yes", 1)
+    log.apply(Attest(method="id_check", at=_at(2), by="agent", evidence="id"))
+    assert verify(CONTACT, log.events, log.consent).level == "verified"
+    log.apply(Attest(method="phone_call", at=_at(3), by="agent", evidence="call"))
+    assert log.events[-1].level == "verified"
+    # An attestation at express after "verified": not judged by replay.
+    relabelled = [*log.events[:-1], attrs.evolve(log.events[-1], level="express")]
+    assert verify(CONTACT, _rechained(relabelled)).level == "express"
