@@ -14,6 +14,7 @@ reason, in ``mutation/equivalent.toml``. See ``docs/mutation.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tomllib
@@ -87,9 +88,9 @@ def report(found: dict[str, str], equivalent: dict[str, str]) -> str:
         " (mutmut 3, `[tool.mutmut]` in `pyproject.toml`; see `docs/mutation.md`).",
         "Score: killed / (killed + survived), equivalent mutants excluded.",
         "",
-        "| module | killed | survived | timeout | no tests | equivalent | score "
-        "| target |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| module | killed | survived | timeout | no tests | not checked "
+        "| equivalent | score | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for module, counts in sorted(by_module.items()):
         killed, survived = counts["killed"], counts["survived"]
@@ -103,9 +104,17 @@ def report(found: dict[str, str], equivalent: dict[str, str]) -> str:
         )
         lines.append(
             f"| `{module}` | {killed} | {survived} | {counts['timeout']} "
-            f"| {counts['no tests']} | {counts['equivalent']} | {score:.1f} % "
+            f"| {counts['no tests']} | {counts['not checked']} "
+            f"| {counts['equivalent']} | {score:.1f} % "
             f"| {verdict} |"
         )
+    unchecked = sum(c["not checked"] for c in by_module.values())
+    if unchecked:
+        lines += [
+            "",
+            f"**An interrupted run:** {unchecked} mutants were not checked; "
+            "the scores count only the checked ones.",
+        ]
     lines += ["", "## Accepted equivalent mutants", ""]
     if equivalent:
         lines += [f"- `{name}`: {why}" for name, why in sorted(equivalent.items())]
@@ -125,6 +134,9 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=2)
     args = parser.parse_args()
     if not args.report:
+        # Fewer Hypothesis examples per mutant (the "dev" profile of
+        # tests/conftest.py): a mutant is killed by the first failing one.
+        env = {**os.environ, "HYPOTHESIS_PROFILE": "dev"}
         subprocess.run(
             [
                 sys.executable,
@@ -136,6 +148,7 @@ def main() -> int:
             ],
             cwd=ROOT,
             check=True,
+            env=env,
         )
     equivalent = tomllib.loads(EQUIVALENT.read_text(encoding="utf-8")).get(
         "equivalent", {}
