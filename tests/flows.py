@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+
+import attrs
 
 from optin_core import (
     AuditEvent,
@@ -15,6 +18,7 @@ from optin_core import (
     Policy,
     RequestOptIn,
     decide,
+    event_digest,
 )
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -79,3 +83,16 @@ def record_in(state: ConsentState) -> Consent:
         flow.reply("stop", 1)
     assert flow.consent.state is state
     return flow.consent
+
+
+def rechained(contact: str, events: Sequence[AuditEvent]) -> list[AuditEvent]:
+    """``events`` with every ``prev`` and digest computed again: a forged
+    log whose chain holds, so that only the replay's rules can tell."""
+    out: list[AuditEvent] = []
+    prev = ""
+    for original in events:
+        event = attrs.evolve(original, prev=prev, digest="")
+        event = attrs.evolve(event, digest=event_digest(contact, event))
+        out.append(event)
+        prev = event.digest
+    return out

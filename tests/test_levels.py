@@ -36,12 +36,13 @@ from optin_core import (
     SendBlocked,
     SendText,
     decide,
-    event_digest,
     may_text,
     sendable,
     verify,
 )
 from optin_core.testing import FakeClock, RecordingSender, memory_service
+
+from .flows import rechained
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 CONTACT = "+15550100123"
@@ -305,16 +306,13 @@ def test_the_level_is_replayed_from_the_log_and_a_forged_one_is_refused() -> Non
     assert verify(CONTACT, talk.events, talk.consent) == talk.consent
     # Forge the YES to have given written consent, and re-chain every digest
     # after it, so that only the rules can tell.
-    forged: list[AuditEvent] = []
-    prev = ""
-    for original in talk.events:
-        event = original
-        if event.trigger.value == "consent":
-            event = attrs.evolve(event, level="written")
-        event = attrs.evolve(event, prev=prev, digest="")
-        event = attrs.evolve(event, digest=event_digest(CONTACT, event))
-        forged.append(event)
-        prev = event.digest
+    forged = rechained(
+        CONTACT,
+        [
+            attrs.evolve(e, level="written") if e.trigger.value == "consent" else e
+            for e in talk.events
+        ],
+    )
     with pytest.raises(RecordError) as refused:
         verify(CONTACT, forged)
     assert "level" in str(refused.value)

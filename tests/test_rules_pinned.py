@@ -8,6 +8,7 @@ a crash, fails a test.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -35,6 +36,8 @@ from optin_core import (
     verify,
 )
 from optin_core._parser import SHORT_MESSAGE_WORDS
+
+from .flows import rechained
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 CONTACT = "+15550100123"
@@ -179,16 +182,14 @@ def test_replay_refuses_each_single_field_inconsistency(
     assert verify(CONTACT, log.events) == log.consent
     # Change one field of the consent event and re-chain every digest, so
     # that only the replay's rules can tell.
-    forged: list[AuditEvent] = []
-    prev = ""
-    for original in log.events:
-        event = original
-        if event.trigger is Trigger.CONSENT:
-            event = attrs.evolve(event, **{field: value})
-        event = attrs.evolve(event, prev=prev, digest="")
-        event = attrs.evolve(event, digest=event_digest(CONTACT, event))
-        forged.append(event)
-        prev = event.digest
+    changes: dict[str, Any] = {field: value}
+    forged = rechained(
+        CONTACT,
+        [
+            attrs.evolve(e, **changes) if e.trigger is Trigger.CONSENT else e
+            for e in log.events
+        ],
+    )
     with pytest.raises(RecordError):
         verify(CONTACT, forged)
 
@@ -243,17 +244,6 @@ def test_the_text_limit_on_both_sides(extra: int) -> None:
         assert message.text == body
 
 
-def _rechained(events: list[AuditEvent]) -> list[AuditEvent]:
-    out: list[AuditEvent] = []
-    prev = ""
-    for original in events:
-        event = attrs.evolve(original, prev=prev, digest="")
-        event = attrs.evolve(event, digest=event_digest(CONTACT, event))
-        out.append(event)
-        prev = event.digest
-    return out
-
-
 def test_replay_refuses_an_attestation_that_lowers_the_level() -> None:
     from optin_core import Attest
 
@@ -270,7 +260,7 @@ def test_replay_refuses_an_attestation_that_lowers_the_level() -> None:
     assert verify(CONTACT, log.events, log.consent).level == "written"
     lowered = [*log.events[:-1], attrs.evolve(log.events[-1], level="express")]
     with pytest.raises(RecordError, match="level"):
-        verify(CONTACT, _rechained(lowered))
+        verify(CONTACT, rechained(CONTACT, lowered))
 
 
 def test_replay_leaves_the_order_of_a_policys_own_levels_to_the_policy() -> None:
@@ -292,4 +282,4 @@ def test_replay_leaves_the_order_of_a_policys_own_levels_to_the_policy() -> None
     assert log.events[-1].level == "verified"
     # An attestation at express after "verified": not judged by replay.
     relabelled = [*log.events[:-1], attrs.evolve(log.events[-1], level="express")]
-    assert verify(CONTACT, _rechained(relabelled)).level == "express"
+    assert verify(CONTACT, rechained(CONTACT, relabelled)).level == "express"
