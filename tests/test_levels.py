@@ -833,7 +833,12 @@ def test_the_service_never_sends_a_text_above_the_contacts_level(
             assert kind == "text"
             assert not allowed
             if blocked.reason == "level_too_low":
+                # Refused for its level: the category needs more than it has.
                 assert blocked.current == head.level
+                assert blocked.required == policy.category_levels[arg]
+                assert rank(blocked.required) > rank(blocked.current)
+            else:
+                assert head.state is not ConsentState.OPTED_IN
         else:
             for event in decision.events:
                 if event.trigger is Trigger.ATTEST and event.level == "written":
@@ -1166,3 +1171,151 @@ def test_the_receipt_names_the_level_and_what_gave_it() -> None:
     assert "(email)" not in reached
     assert "   Consent level: Express written consent → None" in lines
     assert "   Consent level: None → Express consent" in lines
+
+
+# ---------------------------------------------------------------------------
+# What keeps a level, the async service, and exports
+
+
+def test_replies_and_requests_to_a_written_contact_keep_written() -> None:
+    clock, sender = FakeClock(T0), RecordingSender()
+    service = memory_service(DEFAULT, sender=sender, clock=clock)
+    service.request_opt_in(CONTACT)
+    clock.advance(minutes=1)
+    service.receive(CONTACT, "Yes", message_id="m0")
+    clock.advance(minutes=1)
+    service.attest(CONTACT, method="email", evidence="form", by="agent")
+    # A repeat YES (any language), HELP, anything else, a new request: the
+    # contact keeps written consent (only a stop loses it).
+    for number, text in enumerate(["Yes", "Oui", "HELP", "hm?", "Sí"], start=1):
+        clock.advance(minutes=1)
+        decision = service.receive(CONTACT, text, message_id=f"m{number}")
+        assert all(e.level == "written" for e in decision.events)
+        assert service.get(CONTACT).level == "written"
+    clock.advance(minutes=1)
+    service.request_opt_in(CONTACT)
+    assert service.get(CONTACT).level == "written"
+    assert service.can_send(CONTACT, category="marketing")
+    history = service.history(CONTACT)
+    assert history.events[-1].trigger is Trigger.HELP
+    assert history.events[-1].level == "written"
+
+
+def test_the_async_service_takes_a_category() -> None:
+    import asyncio
+
+    from optin_core import AsyncConsentService, MemoryStore
+
+    sender = RecordingSender()
+    clock = FakeClock(T0)
+
+    async def main() -> None:
+        service = AsyncConsentService(DEFAULT, MemoryStore(), sender, clock=clock)
+        await service.request_opt_in(CONTACT)
+        await service.receive(CONTACT, "Yes", message_id="m1")
+        assert await service.can_send(CONTACT)
+        assert not await service.can_send(CONTACT, category="marketing")
+        with pytest.raises(SendBlocked) as raised:
+            await service.send_text(CONTACT, "Sale!", category="marketing")
+        assert (raised.value.reason, raised.value.required) == (
+            "level_too_low",
+            "written",
+        )
+        with pytest.raises(InvalidInput):
+            await service.can_send(CONTACT, category="promo")
+        with pytest.raises(InvalidInput):
+            await service.send_text(CONTACT, "Sale!", category="promo")
+        await service.attest(CONTACT, method="app", evidence="e-sign", by="agent")
+        assert await service.can_send(CONTACT, category="marketing")
+        await service.send_text(CONTACT, "Sale!", category="marketing")
+        assert (await service.get(CONTACT)).level == "written"
+
+    asyncio.run(main())
+    assert sender.texts(CONTACT).count("Sale!") == 1
+
+
+def _written_service() -> ConsentService:
+    clock = FakeClock(T0)
+    service = memory_service(DEFAULT, clock=clock)
+    service.request_opt_in(CONTACT)
+    clock.advance(minutes=1)
+    service.receive(CONTACT, "Yes", message_id="m1")
+    clock.advance(minutes=1)
+    service.attest(CONTACT, method="email", evidence="form 42", by="agent")
+    clock.advance(minutes=1)
+    service.send_text(CONTACT, "Sale!", category="marketing")
+    return service
+
+
+def test_a_jsonl_export_moves_written_consent_and_refuses_a_forged_level() -> None:
+    import io
+    import json
+
+    from optin_core import ImportRefused
+
+    service = _written_service()
+    out = io.StringIO()
+    service.export(out)
+    (line,) = out.getvalue().splitlines()
+    data = json.loads(line)
+    assert data["head"]["level"] == "written"
+    assert [e.get("level") for e in data["log"]] == [None, None, "written", "written"]
+    assert data["log"][3]["category"] == "marketing"
+
+    moved = memory_service(DEFAULT, clock=FakeClock(T0 + timedelta(hours=1)))
+    report = moved.import_records(io.StringIO(line), source="old")
+    assert report.applied == 1
+    assert moved.get(CONTACT).level == "written"
+    assert moved.can_send(CONTACT, category="marketing")
+
+    # The YES forged to have given written consent, its log re-chained and
+    # the head to match: the replay's rules refuse the line.
+    log = list(service.history(CONTACT).events)
+    log[1] = attrs.evolve(log[1], level="written")
+    forged_log = rechained(CONTACT, log)
+    forged = dict(data, log=[e.to_dict() for e in forged_log])
+    forged["head"] = dict(data["head"], digest=forged_log[-1].digest)
+    fresh = memory_service(DEFAULT, clock=FakeClock(T0 + timedelta(hours=1)))
+    with pytest.raises(ImportRefused, match=r"log\[1\]\.level") as refused:
+        fresh.import_records(io.StringIO(json.dumps(forged)), source="old")
+    assert "digest" not in str(refused.value)
+    assert fresh.get(CONTACT).state is ConsentState.NEW  # nothing written
+    # The genuine line still goes in: only the forgery was refused.
+    assert fresh.import_records(io.StringIO(line), source="old").applied == 1
+
+
+def test_a_csv_export_shows_the_level_and_a_csv_import_never_gives_written() -> None:
+    import csv
+    import io
+
+    service = _written_service()
+    out = io.StringIO()
+    service.export(out, format="csv")
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert (row["level"], row["level_source"]) == ("written", "attest:email")
+    assert row["level_since"] == (T0 + timedelta(minutes=2)).isoformat()
+    assert row["source"] == "sms:consent"  # the YES put it in OPTED_IN
+
+    # A summary row is no evidence of written consent: express.
+    moved = memory_service(DEFAULT, clock=FakeClock(T0 + timedelta(hours=1)))
+    moved.import_records(io.StringIO(out.getvalue()), format="csv", source="old")
+    assert moved.get(CONTACT).level == "express"
+    assert not moved.can_send(CONTACT, category="marketing")
+
+
+@pytest.mark.parametrize(
+    ("settings_", "field"),
+    [
+        ({"categories": {"promo": ["express"]}}, "categories"),
+        ({"categories": {"promo": {"level": "express"}}}, "categories"),
+        ({"attestation_methods": {"email": ["written"]}}, "attestation_methods"),
+        ({"attestation_methods": {"email": 3}}, "attestation_methods"),
+    ],
+)
+def test_a_level_that_is_not_a_str_is_a_policy_error(
+    settings_: dict[str, object], field: str
+) -> None:
+    # Not a TypeError from a dict lookup: the policy names what is wrong.
+    with pytest.raises(PolicyError, match="not a level") as raised:
+        Policy(org_name="Acme", **settings_)  # type: ignore[arg-type]
+    assert field in str(raised.value)

@@ -491,7 +491,8 @@ class Policy:
         ranks = {name: rank for rank, name in enumerate(self.levels)}
         ladder = " < ".join(self.levels)
         for method, level in self.attestation_methods.items():
-            if level not in ranks:
+            # Not a str (a list, say): not a level either, and no TypeError.
+            if not isinstance(level, str) or level not in ranks:
                 raise PolicyError(
                     "attestation_methods",
                     f"{method!r} gives {level!r:.40}, which is not a level of "
@@ -509,7 +510,7 @@ class Policy:
         }
         merged = {**defaults, **(self.categories or {})}
         for category, level in merged.items():
-            if level not in ranks:
+            if not isinstance(level, str) or level not in ranks:
                 raise PolicyError(
                     "categories",
                     f"{category!r} needs {level!r:.40}, which is not a level of "
