@@ -7,17 +7,15 @@ a crash, fails a test.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import attrs
 import pytest
 
 from optin_core import (
-    AuditEvent,
     Consent,
     ConsentState,
-    Inbound,
     Intent,
     InvalidGreeting,
     MatchRule,
@@ -38,34 +36,7 @@ from optin_core import (
 )
 from optin_core._parser import SHORT_MESSAGE_WORDS
 
-from .flows import rechained
-
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-CONTACT = "+15550100123"
-
-
-def _at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
-class Log:
-    """A contact's head and log through ``decide``."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.consent = Consent.new(CONTACT)
-        self.events: list[AuditEvent] = []
-        self.n = 0
-
-    def apply(self, input: object) -> object:
-        decision = decide(self.consent, input, self.policy)  # type: ignore[arg-type]
-        self.consent = decision.consent
-        self.events.extend(decision.events)
-        return decision
-
-    def reply(self, text: str, minutes: float) -> object:
-        self.n += 1
-        return self.apply(Inbound(text=text, at=_at(minutes), message_id=f"m{self.n}"))
+from .flows import CONTACT, T0, Flow, at, rechained
 
 
 def test_the_request_carries_the_locked_opt_in_wording_not_the_reminders() -> None:
@@ -94,7 +65,7 @@ def test_the_request_carries_the_locked_opt_in_wording_not_the_reminders() -> No
 def test_yes_please_is_consent_only_under_lenient_consent(
     lenient: bool, state: ConsentState, sent: MessageKind
 ) -> None:
-    log = Log(Policy(org_name="Acme", lenient_consent=lenient))
+    log = Flow(Policy(org_name="Acme", lenient_consent=lenient))
     log.apply(RequestOptIn(at=T0))
     decision = log.reply("Yes please", 1)
     assert log.consent.state is state
@@ -130,7 +101,7 @@ def test_unrecognised_replies_record_no_match_rule() -> None:
 
 def test_a_stopped_contact_asking_help_again_and_again_pauses_without_raising() -> None:
     policy = Policy(org_name="Acme")
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     log.reply("STOP", 1)
     outcomes = [log.reply("HELP", 2 + i) for i in range(7)]
@@ -149,12 +120,12 @@ def test_a_stopped_contact_asking_help_again_and_again_pauses_without_raising() 
 
 
 def test_a_start_written_before_a_later_revoke_does_not_resubscribe() -> None:
-    log = Log(Policy(org_name="Acme"))
+    log = Flow(Policy(org_name="Acme"))
     log.apply(RequestOptIn(at=T0))
     log.reply("Yes", 1)
     log.reply("STOP", 2)
-    log.apply(Revoke(at=_at(10), by="agent", reason="complaint"))
-    assert log.consent.stopped_at == _at(10)
+    log.apply(Revoke(at=at(10), by="agent", reason="complaint"))
+    assert log.consent.stopped_at == at(10)
     # A START written between the stop and the revoke, delivered late.
     late = log.reply("START", 5)
     assert late.outcome is Outcome.STALE  # type: ignore[attr-defined]
@@ -177,7 +148,7 @@ def test_a_start_written_before_a_later_revoke_does_not_resubscribe() -> None:
 def test_replay_refuses_each_single_field_inconsistency(
     field: str, value: object
 ) -> None:
-    log = Log(Policy(org_name="Acme"))
+    log = Flow(Policy(org_name="Acme"))
     log.apply(RequestOptIn(at=T0))
     log.reply("Yes", 1)
     assert verify(CONTACT, log.events) == log.consent
@@ -196,11 +167,11 @@ def test_replay_refuses_each_single_field_inconsistency(
 
 
 def test_replay_refuses_time_going_backwards() -> None:
-    log = Log(Policy(org_name="Acme"))
-    log.apply(RequestOptIn(at=_at(5)))
+    log = Flow(Policy(org_name="Acme"))
+    log.apply(RequestOptIn(at=at(5)))
     log.reply("Yes", 6)
     first, second = log.events
-    early = attrs.evolve(second, at=_at(1), prev=first.digest, digest="")
+    early = attrs.evolve(second, at=at(1), prev=first.digest, digest="")
     early = attrs.evolve(early, digest=event_digest(CONTACT, early))
     with pytest.raises(RecordError):
         verify(CONTACT, [first, early])
@@ -231,11 +202,11 @@ def test_a_greeting_with_private_use_or_format_characters_is_refused(
 @pytest.mark.parametrize("extra", [0, 1])
 def test_the_text_limit_on_both_sides(extra: int) -> None:
     policy = Policy(org_name="Acme")
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     log.reply("Yes", 1)
     body = "t" * (policy.max_text_length + extra)
-    text = SendText(body=body, at=_at(2))
+    text = SendText(body=body, at=at(2))
     if extra:
         with pytest.raises(SendBlocked) as blocked:
             log.apply(text)
@@ -252,11 +223,11 @@ def test_replay_refuses_an_attestation_that_lowers_the_level() -> None:
         org_name="Acme",
         attestation_methods={"email": "written", "phone_call": "express"},
     )
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     log.reply("Yes", 1)
-    log.apply(Attest(method="email", at=_at(2), by="agent", evidence="form"))
-    log.apply(Attest(method="phone_call", at=_at(3), by="agent", evidence="call"))
+    log.apply(Attest(method="email", at=at(2), by="agent", evidence="form"))
+    log.apply(Attest(method="phone_call", at=at(3), by="agent", evidence="call"))
     assert log.events[-1].level == "written"  # kept, never lowered
     assert verify(CONTACT, log.events, log.consent).level == "written"
     lowered = [*log.events[:-1], attrs.evolve(log.events[-1], level="express")]
@@ -274,12 +245,12 @@ def test_replay_leaves_the_order_of_a_policys_own_levels_to_the_policy() -> None
         levels=("none", "disclosed", "express", "verified", "written"),
         attestation_methods={"id_check": "verified", "phone_call": "express"},
     )
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     log.reply("Yes", 1)
-    log.apply(Attest(method="id_check", at=_at(2), by="agent", evidence="id"))
+    log.apply(Attest(method="id_check", at=at(2), by="agent", evidence="id"))
     assert verify(CONTACT, log.events, log.consent).level == "verified"
-    log.apply(Attest(method="phone_call", at=_at(3), by="agent", evidence="call"))
+    log.apply(Attest(method="phone_call", at=at(3), by="agent", evidence="call"))
     assert log.events[-1].level == "verified"
     # An attestation at express after "verified": not judged by replay.
     relabelled = [*log.events[:-1], attrs.evolve(log.events[-1], level="express")]
@@ -450,7 +421,7 @@ def _kinds(decision: object) -> list[MessageKind]:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_confirm_opt_in(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", confirm_opt_in=on))
+    log = Flow(Policy(org_name="Acme", confirm_opt_in=on))
     log.apply(RequestOptIn(at=T0))
     decision = log.reply("Yes", 1)
     assert log.consent.state is ConsentState.OPTED_IN
@@ -459,7 +430,7 @@ def test_confirm_opt_in(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_confirm_stop(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", confirm_stop=on))
+    log = Flow(Policy(org_name="Acme", confirm_stop=on))
     log.apply(RequestOptIn(at=T0))
     decision = log.reply("STOP", 1)
     assert log.consent.state is ConsentState.STOPPED
@@ -468,7 +439,7 @@ def test_confirm_stop(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_confirm_restart(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", confirm_restart=on))
+    log = Flow(Policy(org_name="Acme", confirm_restart=on))
     log.apply(RequestOptIn(at=T0))
     log.reply("STOP", 1)
     decision = log.reply("START", 2)
@@ -478,7 +449,7 @@ def test_confirm_restart(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_answer_help(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", answer_help=on))
+    log = Flow(Policy(org_name="Acme", answer_help=on))
     log.apply(RequestOptIn(at=T0))
     decision = log.reply("HELP", 1)
     assert log.consent.state is ConsentState.PENDING
@@ -488,7 +459,7 @@ def test_answer_help(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_allow_restart(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", allow_restart=on))
+    log = Flow(Policy(org_name="Acme", allow_restart=on))
     log.apply(RequestOptIn(at=T0))
     log.reply("STOP", 1)
     decision = log.reply("START", 2)
@@ -498,7 +469,7 @@ def test_allow_restart(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_yes_restarts(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", yes_restarts=on))
+    log = Flow(Policy(org_name="Acme", yes_restarts=on))
     log.apply(RequestOptIn(at=T0))
     log.reply("STOP", 1)
     decision = log.reply("Yes", 2)
@@ -510,7 +481,7 @@ def test_yes_restarts(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_decline_stops(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", decline_stops=on))
+    log = Flow(Policy(org_name="Acme", decline_stops=on))
     log.apply(RequestOptIn(at=T0))
     decision = log.reply("No", 1)
     assert log.consent.state is (ConsentState.STOPPED if on else ConsentState.PENDING)
@@ -522,7 +493,7 @@ def test_decline_stops(on: bool) -> None:
 
 @pytest.mark.parametrize("on", [True, False])
 def test_provider_answers_keywords(on: bool) -> None:
-    log = Log(Policy(org_name="Acme", provider_answers_keywords=on))
+    log = Flow(Policy(org_name="Acme", provider_answers_keywords=on))
     log.apply(RequestOptIn(at=T0))
     answers = [
         _kinds(log.reply(word, 1 + i))
@@ -555,7 +526,7 @@ def test_provider_answers_keywords(on: bool) -> None:
 def test_keyword_opt_in(
     setting: str, state: ConsentState, sent: list[MessageKind], word: str
 ) -> None:
-    log = Log(Policy(org_name="Acme", keyword_opt_in=setting))
+    log = Flow(Policy(org_name="Acme", keyword_opt_in=setting))
     decision = log.reply(word, 0)
     assert log.consent.state is state
     assert _kinds(decision) == sent
@@ -567,7 +538,7 @@ def test_keyword_opt_in(
 @pytest.mark.parametrize(("wait", "allowed"), [(0, True), (-1, False)])
 def test_resend_after_on_both_sides(wait: int, allowed: bool) -> None:
     policy = Policy(org_name="Acme")
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     again = RequestOptIn(at=T0 + policy.resend_after + timedelta(seconds=wait))
     if allowed:
@@ -581,7 +552,7 @@ def test_resend_after_on_both_sides(wait: int, allowed: bool) -> None:
 @pytest.mark.parametrize("on", [True, False])
 def test_allow_resend(on: bool) -> None:
     policy = Policy(org_name="Acme", allow_resend=on)
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     again = RequestOptIn(at=T0 + policy.resend_after)
     if on:
@@ -593,7 +564,7 @@ def test_allow_resend(on: bool) -> None:
 
 def test_max_attempts_counts_the_first_request() -> None:
     policy = Policy(org_name="Acme", max_attempts=2)
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     log.apply(RequestOptIn(at=T0 + policy.resend_after))  # the second: allowed
     with pytest.raises(ResendNotAllowed):
@@ -602,7 +573,7 @@ def test_max_attempts_counts_the_first_request() -> None:
 
 def test_max_reminders_per_request_then_silence() -> None:
     policy = Policy(org_name="Acme", max_reminders=2)
-    log = Log(policy)
+    log = Flow(policy)
     log.apply(RequestOptIn(at=T0))
     sent = [_kinds(log.reply(f"who is this {i}?", 1 + i)) for i in range(3)]
     assert sent == [[MessageKind.REMINDER], [MessageKind.REMINDER], []]

@@ -844,26 +844,21 @@ _ExtraKey = tuple[tuple[object, str, tuple[str, ...]], ...]
 
 def _extra_key(extra: Mapping[Intent, Mapping[str, Iterable[str]]]) -> _ExtraKey | None:
     """``extra`` as a hashable value, the same for equal settings; ``None``
-    when it is not made of str (the index build reports the mistake)."""
+    when it is not a mapping of locales to lists of str (the index build
+    then reports the mistake)."""
+    rows = []
     try:
-        rows = [
-            (intent, locale, tuple(words))
-            for intent, by_locale in extra.items()
-            for locale, words in by_locale.items()
-            if not isinstance(words, str)
-        ]
-        if len(rows) != sum(len(by_locale) for by_locale in extra.values()):
-            return None
-        key = tuple(sorted(rows, key=lambda r: (str(r[0]), r[1])))
-        hash(key)
+        for intent, by_locale in extra.items():
+            for locale, words in by_locale.items():
+                if not isinstance(locale, str) or isinstance(words, str):
+                    return None
+                written = tuple(words)
+                if not all(isinstance(w, str) for w in written):
+                    return None
+                rows.append((intent, locale, written))
     except (AttributeError, TypeError):
         return None
-    if not all(
-        isinstance(loc, str) and all(isinstance(w, str) for w in words)
-        for _, loc, words in key
-    ):
-        return None
-    return key
+    return tuple(sorted(rows, key=lambda r: (str(r[0]), r[1])))
 
 
 # Hosts that build a policy per request (or per tenant, from the same

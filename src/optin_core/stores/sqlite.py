@@ -62,10 +62,7 @@ with open(
 ) as _f:
     _SCHEMA = _f.read()
 
-#: The head row, its data only when it is not the cached head, and the
-#: version and digest of the log's last event (which the head's must equal:
-#: a head rolled back to an earlier one of its log is refused too).
-#: The polling of :meth:`SQLiteStore._begin`: the first pause, doubled up to
+#: The polling of :meth:`SQLiteStore._lock_database`: the first pause, doubled up to
 #: the last (a commit with its fsync takes about a millisecond).
 _FIRST_PAUSE = 0.0002
 _LAST_PAUSE = 0.0005
@@ -153,6 +150,9 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+#: The head row, its data only when it is not the cached head, and the
+#: version and digest of the log's last event (which the head's must equal:
+#: a head rolled back to an earlier one of its log is refused too).
 _GET = """
 SELECT c.version, c.digest,
        CASE WHEN c.version = :version AND c.digest = :digest THEN NULL
