@@ -195,16 +195,10 @@ def test_each_step_sends_its_own_kind_and_wording(locale: str) -> None:
     ]
 
 
-#: A fr-CA contact's OUI is answered in fr: the fr-CA pack leaves "oui" to
-#: the fr pack, and the answer follows the pack the parser attributes the
-#: keyword to, where docs/parsing.md says "fr-CA for a Canadian contact".
-#: A bug, reported; strict xfail, so the fix turns this red until removed.
-FR_CA_OUI = pytest.mark.xfail(
-    reason="bug: a fr-CA contact's OUI is answered in fr, not fr-CA", strict=True
-)
-BY_OWN_YES = [
-    pytest.param(loc, marks=FR_CA_OUI) if loc == "fr-CA" else loc for loc in LOCALES
-]
+#: A fr-CA contact's OUI (a word of the fr pack) is answered in fr-CA:
+#: docs/parsing.md, "fr-CA for a Canadian contact". (Fixed in 0.3.0; found
+#: by these tests.)
+BY_OWN_YES = LOCALES
 
 
 @pytest.mark.parametrize("locale", BY_OWN_YES)
@@ -263,3 +257,29 @@ def test_the_request_is_the_greeting_then_the_locked_wording(locale: str) -> Non
 if __name__ == "__main__":
     write()
     print(f"wrote {GOLDEN}: review the diff before committing it")
+
+
+@pytest.mark.parametrize(
+    ("contact_locale", "reply", "answered_in"),
+    [
+        # The keyword's language, in the contact's own variant of it.
+        ("fr-CA", "OUI", "fr-CA"),
+        ("fr_CA", "Oui", "fr-CA"),
+        ("fr-ca", "ARRET", "fr-CA"),
+        ("fr-BE", "Oui", "fr"),
+        ("fr", "Oui", "fr"),
+        # Another language's keyword: that language, not the contact's.
+        ("en", "Oui", "fr"),
+        ("fr-CA", "Sí", "es"),
+        ("de", "ARRET", "fr"),
+    ],
+)
+def test_a_keyword_is_answered_in_its_language_in_the_contacts_variant(
+    contact_locale: str, reply: str, answered_in: str
+) -> None:
+    contact = Contact(_policy())
+    contact.apply(RequestOptIn, locale=contact_locale)
+    contact.says(reply)
+    (kind, used, text) = contact.sent[-1]
+    assert used == answered_in
+    assert text == golden(answered_in)[kind.value]

@@ -9,6 +9,7 @@ with the input.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -23,7 +24,7 @@ from ._errors import (
     SendBlocked,
 )
 from ._levels import DEFAULT_CATEGORY, DISCLOSED, EXPRESS, STATE_LEVELS
-from ._locale import require_locale
+from ._locale import locale_chain, require_locale
 from ._machine import EFFECTS, fire, repeat_key, withdrawn_by
 from ._parser import keyword_language, parse_reply
 from ._policy import Mode, Policy
@@ -411,7 +412,9 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy, ns: str) -> Decisio
     # A keyword of one language (ARRET, AIDE, Oui) is answered in it, and
     # gives a contact without a locale theirs; a shared one (STOP) leaves
     # the contact's locale to decide.
-    language = keyword_language(reply, policy.keywords)
+    language = _answer_language(
+        keyword_language(reply, policy.keywords), consent.locale, policy.default_locale
+    )
     consent, event = _fire(
         consent,
         trigger,
@@ -425,6 +428,19 @@ def _inbound(consent: Consent, msg: Inbound, policy: Policy, ns: str) -> Decisio
         namespace=ns,
     )
     return _decision(consent, event, reply=reply)
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_language(
+    language: str | None, locale: str | None, default: str
+) -> str | None:
+    """The pack a reply in ``language`` is answered in: the contact's own
+    variant of that language when they have one (a Canadian contact's "Oui",
+    a word of the ``fr`` pack, is answered in ``fr-CA``), else ``language``."""
+    if language is None:
+        return None
+    own = locale_chain(locale, default)[0]
+    return own if own.partition("-")[0] == language.partition("-")[0] else language
 
 
 def _inbound_trigger(

@@ -446,7 +446,7 @@ def _parse(
     if polite is not None:
         intent, keyword, rule, loc = polite
         return _reply(intent, keyword, rule, loc, text, kind)
-    if lenient:
+    if lenient and not _asks(view):
         consent = _find_lenient(index, found_words, s, chain)
         if consent is not None:
             keyword, loc = consent
@@ -633,6 +633,19 @@ def _find_polite(
                 rule = MatchRule.FIRST_WORD if i == 0 else MatchRule.SHORT_MESSAGE
                 return p.intent, p.keyword, rule, attribute(p.locales, chain)
     return None
+
+
+def _asks(view: str) -> bool:
+    """Whether a question mark ends or opens ``view`` ("Yes please?",
+    "Oui merci ?", "¿Sí?"): the ends :func:`fold` trims, where the word
+    rules cannot see one."""
+    for chars in (view, reversed(view)):
+        for ch in chars:
+            if ch.isalnum():
+                break
+            if ch in "?¿" or "?" in unicodedata.normalize("NFKC", ch):
+                return True
+    return False
 
 
 def _find_lenient(
