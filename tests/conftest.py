@@ -26,6 +26,16 @@ settings.register_profile(
     print_blob=True,
 )
 settings.register_profile("dev", max_examples=30, deadline=None)
+# bench/mutation.py: a mutant's verdict must not depend on the run, and
+# each mutant reruns its tests, so the examples are few and fixed.
+settings.register_profile(
+    "mutation",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile(
     "thorough",
     max_examples=2000,
