@@ -69,6 +69,8 @@ GROUPS = {
         ),
         tests=_tests(
             "core",
+            "core_events",
+            "core_inputs",
             "machine",
             "machine_pinned",
             "decide_table",
