@@ -282,6 +282,16 @@ def report(runs: dict[str, Any], notes: dict[str, dict[str, str]]) -> str:
             "the scores count only the checked ones.",
         ]
     listed = {n: why for n, why in equivalent.items() if module_of(n) in by_module}
+    verdicts = {n: s for run in runs.values() for n, s in run["mutants"].items()}
+    stale = sorted(
+        n
+        for n in (*listed, *(g for g in gaps if module_of(g) in by_module))
+        if verdicts.get(n) not in ("survived", "not checked")
+    )
+    if stale:
+        # Names move when a function changes: an entry must name a survivor.
+        lines += ["", "## Stale entries in `mutation/equivalent.toml`", ""]
+        lines += [f"- `{n}`: {verdicts.get(n, 'no such mutant')}" for n in stale]
     lines += ["", "## Accepted equivalent mutants", ""]
     if listed:
         lines += [f"- `{name}`: {why}" for name, why in sorted(listed.items())]

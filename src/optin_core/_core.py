@@ -94,11 +94,11 @@ def decide(
     if isinstance(input, RequestOptIn):
         return _request(consent, input, policy, namespace)
     if isinstance(input, Attest):
-        return _attest(consent, input, policy, namespace)
+        return _attest(consent, input, policy)
     if isinstance(input, Revoke):
-        return _revoke(consent, input, policy, namespace)
+        return _revoke(consent, input, policy)
     if isinstance(input, ProviderOptOut):
-        return _provider_opt_out(consent, input, policy, namespace)
+        return _provider_opt_out(consent, input, policy)
     if isinstance(input, MessageExpired):
         return _withdraw(
             consent,
@@ -701,7 +701,9 @@ def _check_quiet_hours(
         raise SendBlocked("quiet_hours", contact=consent.contact, next_allowed_at=until)
 
 
-def _attest(consent: Consent, req: Attest, policy: Policy, ns: str) -> Decision:
+def _attest(consent: Consent, req: Attest, policy: Policy) -> Decision:
+    # Like a revocation or an opt-out, an attestation sends nothing, so the
+    # namespace (which only goes into message keys) is not passed on.
     if consent.state is _STOPPED:
         raise ContactStopped(consent.contact, what="an out-of-band attestation")
     if not policy.accepts_attestation(req.method):
@@ -724,7 +726,6 @@ def _attest(consent: Consent, req: Attest, policy: Policy, ns: str) -> Decision:
         Trigger.ATTEST,
         req,
         policy,
-        namespace=ns,
         level=level,
     )
     return _decision(consent, event)
@@ -751,7 +752,7 @@ def _withdraw(
 
 
 def _provider_opt_out(
-    consent: Consent, req: ProviderOptOut, policy: Policy, ns: str
+    consent: Consent, req: ProviderOptOut, policy: Policy
 ) -> Decision:
     # A revocation in every state, stopped included (the provider's word is
     # recorded each time), with nothing sent: the provider would refuse it.
@@ -764,19 +765,17 @@ def _provider_opt_out(
         req,
         policy,
         reason=reason,
-        namespace=ns,
     )
     return _decision(consent, event)
 
 
-def _revoke(consent: Consent, req: Revoke, policy: Policy, ns: str) -> Decision:
+def _revoke(consent: Consent, req: Revoke, policy: Policy) -> Decision:
     consent, event = _fire(
         consent,
         Trigger.REVOKE,
         req,
         policy,
         reason=req.reason,
-        namespace=ns,
     )
     return _decision(consent, event)
 
