@@ -6,8 +6,10 @@ Usage::
     nice -n 19 python bench/mutation.py                # every group, then the report
     nice -n 19 python bench/mutation.py --group parser # one group
     python bench/mutation.py --report                  # only the report
-    # re-check some mutants of the group mutants/ holds (after a new test):
+    # re-check some mutants of a group (after a new test):
     nice -n 19 python bench/mutation.py --group rules 'optin_core._core.x_decide*'
+    # the diff of each survivor of a group not yet accepted:
+    python bench/mutation.py --group log --survivors
 
 The rule modules are mutated group by group (``GROUPS``), each with the
 tests written for its rules. Every group's verdicts are kept in
@@ -38,7 +40,8 @@ REPORT = ROOT / "mutation" / "report.md"
 EQUIVALENT = ROOT / "mutation" / "equivalent.toml"
 #: Each group's last run: when, how long, what it covered, every verdict.
 RESULTS = ROOT / "mutation" / "results.json"
-#: Which group the mutants/ directory holds (mutmut keeps its state there).
+#: Which group the mutants/ directory holds (mutmut keeps its state there;
+#: the other groups' wait beside it in mutants-<group>/, all ignored by git).
 HELD = ROOT / "mutants" / "optin-group.json"
 
 
@@ -316,13 +319,13 @@ def run_group(name: str, group: Group, mutants: list[str], workers: int) -> None
         "only_mutate": list(group.modules),
         "pytest_add_cli_args_test_selection": list(group.tests),
     }
+    hold(name)
     held = json.loads(HELD.read_text(encoding="utf-8")) if HELD.exists() else None
     if held != changes:
-        # mutmut's state in mutants/ is for one configuration: a file left
-        # out of only_mutate is copied back unmutated over its mutants.
+        # mutmut's state is for one configuration: start this group afresh.
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         if mutants:
-            raise SystemExit(f"mutants/ does not hold group {name}: run it first")
+            raise SystemExit(f"no run of group {name} to re-check: run it first")
     # Few, fixed Hypothesis examples per mutant (the "mutation" profile of
     # tests/conftest.py): the same mutant gets the same verdict.
     env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation"}
@@ -352,6 +355,44 @@ def run_group(name: str, group: Group, mutants: list[str], workers: int) -> None
     RESULTS.write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
 
 
+def hold(name: str) -> None:
+    """Put group ``name``'s mutmut state in mutants/, where mutmut reads it,
+    setting aside the state of the group there."""
+    here = ROOT / "mutants"
+    if here.exists():
+        held = json.loads(HELD.read_text(encoding="utf-8")) if HELD.exists() else {}
+        owner = next(
+            (
+                g
+                for g, group in GROUPS.items()
+                if held.get("only_mutate") == list(group.modules)
+            ),
+            None,
+        )
+        if owner == name:
+            return
+        if owner is None:
+            shutil.rmtree(here)
+        else:
+            shutil.rmtree(ROOT / f"mutants-{owner}", ignore_errors=True)
+            here.rename(ROOT / f"mutants-{owner}")
+    kept = ROOT / f"mutants-{name}"
+    if kept.exists():
+        kept.rename(here)
+
+
+def show_survivors(name: str) -> None:
+    """Print the diff of each survivor of group ``name`` not yet accepted."""
+    hold(name)
+    notes = tomllib.loads(EQUIVALENT.read_text(encoding="utf-8"))
+    known = {**notes.get("equivalent", {}), **notes.get("gaps", {})}
+    run = load_runs().get(name, {"mutants": {}})
+    for mutant, status in run["mutants"].items():
+        if status == "survived" and mutant not in known:
+            mutmut(["show", mutant], {"only_mutate": run["modules"]})
+            print(flush=True)
+
+
 def load_runs() -> dict[str, Any]:
     if not RESULTS.exists():
         return {}
@@ -375,7 +416,17 @@ def main() -> int:
         nargs="*",
         help="re-check only these mutants of one --group (names or globs)",
     )
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="print the diff of each survivor of one --group not yet accepted",
+    )
     args = parser.parse_args()
+    if args.survivors:
+        if len(args.group) != 1:
+            parser.error("name one --group to show the survivors of")
+        show_survivors(args.group[0])
+        return 0
     if args.mutants and len(args.group) != 1:
         parser.error("name one --group to re-check mutants of")
     if not args.report:
