@@ -11,6 +11,7 @@ from optin_core import (
     ConsentState,
     Inbound,
     Intent,
+    InvalidGreeting,
     MessageKind,
     Mode,
     ParsedReply,
@@ -196,3 +197,27 @@ def test_policies_with_the_same_extra_keywords_share_one_index() -> None:
     # A single str is still refused, not read as letters.
     with pytest.raises(PolicyError):
         Policy(org_name="A", extra_keywords={Intent.STOP: {"en": "unsub"}})
+
+
+def test_a_request_limit_below_the_default_wording_is_refused_when_built() -> None:
+    wording, _ = Policy(org_name="Acme").message(MessageKind.OPT_IN_REQUEST, None)
+    Policy(org_name="Acme", max_request_length=len(wording))
+    with pytest.raises(PolicyError) as info:
+        Policy(org_name="Acme", max_request_length=len(wording) - 1)
+    assert info.value.setting == "max_request_length"
+    assert f"below the {len(wording)} characters" in str(info.value)
+
+
+def test_a_locale_whose_wording_alone_is_too_long_is_not_blamed_on_a_greeting() -> None:
+    # The German wording is longer than the English (the default's).
+    en, _ = Policy(org_name="Acme").message(MessageKind.OPT_IN_REQUEST, "en")
+    de, _ = Policy(org_name="Acme").message(MessageKind.OPT_IN_REQUEST, "de")
+    assert len(de) > len(en)
+    policy = Policy(org_name="Acme", max_request_length=len(en))
+    with pytest.raises(InvalidGreeting) as info:
+        decide(Consent.new(CONTACT), RequestOptIn(at=at(0), locale="de"), policy)
+    assert str(info.value) == (
+        f"the opt-in request's wording alone is {len(de)} characters; the policy "
+        f"allows {len(en)}: raise max_request_length or shorten the wording "
+        "(templates)"
+    )

@@ -633,6 +633,13 @@ def _with_greeting(greeting: str | None, wording: str, policy: Policy) -> str:
                     "disguise the locked opt-in wording)"
                 )
         text = f"{greeting}\n{wording}"
+    if len(wording) > policy.max_request_length:
+        # Not the greeting's fault: this locale's wording alone is too long.
+        raise InvalidGreeting(
+            f"the opt-in request's wording alone is {len(wording)} characters; "
+            f"the policy allows {policy.max_request_length}: raise "
+            "max_request_length or shorten the wording (templates)"
+        )
     if len(text) > policy.max_request_length:
         raise InvalidGreeting(
             f"the opt-in request would be {len(text)} characters; the policy "

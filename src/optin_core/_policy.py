@@ -486,6 +486,16 @@ class Policy:
             for loc in (None, *available_locales()):
                 rendered[kind, loc] = self._render(kind, loc)
         object.__setattr__(self, "_rendered", MappingProxyType(rendered))
+        # A contact without a locale gets the default locale's request: a
+        # limit below its wording would refuse every such request.
+        wording, used = rendered[MessageKind.OPT_IN_REQUEST, None]
+        if len(wording) > self.max_request_length:
+            raise PolicyError(
+                "max_request_length",
+                f"is {self.max_request_length}, below the {len(wording)} "
+                f"characters of the opt-in request's wording in {used}: raise "
+                "it, or shorten the wording (templates)",
+            )
 
     def _validate_levels(self) -> None:
         ranks = {name: rank for rank, name in enumerate(self.levels)}
