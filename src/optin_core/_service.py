@@ -1476,7 +1476,9 @@ class ConsentService(_Shell):
         (``ConsentLog.to_dict()``) with ``messages``, the outbox's delivery
         evidence; then one line per erased contact (the suppression key and
         the redacted logs). ``format="csv"``: a summary, ``contact, state,
-        since, source, last_change`` (erased contacts are not in it).
+        since, source, last_change, level, level_since, level_source`` (the
+        consent level and the event that gave it; erased contacts are not in
+        it).
         Streams in constant memory: contacts are listed in keyset pages of
         ``page_size`` (``store.contacts(after=, limit=)``), one log at a
         time. ``progress(done, None)`` is called after each line.
