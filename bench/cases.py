@@ -257,6 +257,7 @@ def decide_area(mode: Mode) -> Area:
             Policy,
             RequestOptIn,
             decide,
+            event_digest,
         )
     except ImportError as e:
         raise Skip(f"optin_core is not importable: {e}") from None
@@ -287,6 +288,14 @@ def decide_area(mode: Mode) -> Area:
             for _ in range(loops):
                 decide(pending, Inbound(text=text, at=at, message_id="SM0001"), policy)
 
+        def run_chain(
+            loops: int, event: Any = decision.events[-1], contact: str = CONTACT
+        ) -> None:
+            # The floor the hash chain sets: the decided event's canonical
+            # encoding and digest alone, which decide must compute.
+            for _ in range(loops):
+                event_digest(contact, event)
+
         def run_naive(loops: int, text: str = text) -> None:
             get = table.get
             for _ in range(loops):
@@ -314,6 +323,7 @@ def decide_area(mode: Mode) -> Area:
         naive = f"naive python-statemachine[{label}]"
         minimal = f"minimal dict+attrs[{label}]"
         built = f"Inbound()+decide[{label}]"
+        chain = f"event digest alone[{label}]"
         groups.append(
             Group(
                 f"decide.{label}",
@@ -322,8 +332,14 @@ def decide_area(mode: Mode) -> Area:
                     Workload(built, run_decide_built),
                     Workload(naive, run_naive),
                     Workload(minimal, run_minimal),
+                    Workload(chain, run_chain),
                 ],
-                compare=[(case, minimal), (built, minimal), (naive, case)],
+                compare=[
+                    (case, minimal),
+                    (built, minimal),
+                    (naive, case),
+                    (chain, minimal),
+                ],
             )
         )
     # The naive handler must do the same transition, or the race is unfair.
