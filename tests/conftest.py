@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from .postgres_server import _postgres_cleanup, _postgres_session, pg_dsn  # noqa: F401
@@ -43,3 +45,20 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under a mutant (bench/mutation.py), empty the library's caches.
+
+    mutmut runs each mutant's tests in a fork of a process that has already
+    filled them (keyword indexes, catalogs) with the unmutated code, so the
+    code that builds them would never meet a mutant.
+    """
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    for name, module in list(sys.modules.items()):
+        if name == "optin_core" or name.startswith("optin_core."):
+            for value in list(vars(module).values()):
+                clear = getattr(value, "cache_clear", None)
+                if callable(clear):
+                    clear()
