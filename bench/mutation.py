@@ -92,7 +92,14 @@ GROUPS = {
     "log": Group(
         modules=("src/optin_core/_log.py",),
         tests=_tests(
-            "log", "chain", "records", "rules_pinned", "machine_pinned", "levels"
+            "log",
+            "log_rules",
+            "log_records",
+            "chain",
+            "records",
+            "rules_pinned",
+            "machine_pinned",
+            "levels",
         ),
     ),
     "parser": Group(
@@ -103,6 +110,7 @@ GROUPS = {
         ),
         tests=_tests(
             "parser",
+            "parser_pinned",
             "parser_corpus",
             "parser_windows",
             "languages",

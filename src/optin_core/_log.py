@@ -555,7 +555,12 @@ def read_schema1(
         last_at = at
     head = verify(contact, events, log_key=log_key)
     check_head(head)
-    if _int(d, "version", "") != head.version:
+    try:
+        version = _int(d, "version", "")
+    except RecordError as e:
+        # Named like every other refusal of the record: with its contact.
+        raise RecordError(e.field, e.problem, contact=contact) from None
+    if version != head.version:
         raise RecordError(
             "version",
             f"{show(d.get('version'))} does not match the {head.version} "
