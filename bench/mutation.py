@@ -330,10 +330,9 @@ def run_group(name: str, group: Group, mutants: list[str], workers: int) -> None
     hold(name)
     held = json.loads(HELD.read_text(encoding="utf-8")) if HELD.exists() else None
     if held != changes:
-        # mutmut's state is for one configuration: start this group afresh.
+        # mutmut's state is for one configuration: start this group afresh
+        # (the names of an unchanged function's mutants stay the same).
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
-        if mutants:
-            raise SystemExit(f"no run of group {name} to re-check: run it first")
     # Few, fixed Hypothesis examples per mutant (the "mutation" profile of
     # tests/conftest.py): the same mutant gets the same verdict.
     env = {**os.environ, "HYPOTHESIS_PROFILE": "mutation"}
@@ -349,7 +348,12 @@ def run_group(name: str, group: Group, mutants: list[str], workers: int) -> None
     runs = load_runs()
     if mutants and name in runs:
         # A re-check: the group's other verdicts stand.
-        found = {**runs[name]["mutants"], **found}
+        checked = {
+            n: s
+            for n, s in found.items()
+            if any(fnmatch.fnmatch(n, g) for g in mutants)
+        }
+        found = {**runs[name]["mutants"], **checked}
         seconds += float(runs[name]["seconds"])
     runs[name] = {
         "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
