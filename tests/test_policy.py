@@ -221,3 +221,10 @@ def test_a_locale_whose_wording_alone_is_too_long_is_not_blamed_on_a_greeting() 
         f"allows {len(en)}: raise max_request_length or shorten the wording "
         "(templates)"
     )
+
+
+def test_a_wording_exactly_at_the_request_limit_goes_out() -> None:
+    de, _ = Policy(org_name="Acme").message(MessageKind.OPT_IN_REQUEST, "de")
+    policy = Policy(org_name="Acme", max_request_length=len(de))
+    decision = decide(Consent.new(CONTACT), RequestOptIn(at=at(0), locale="de"), policy)
+    assert [m.text for m in decision.outgoing] == [de]
