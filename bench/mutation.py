@@ -125,6 +125,8 @@ GROUPS = {
         modules=("src/optin_core/_service.py",),
         tests=_tests(
             "service",
+            "service_pinned",
+            "service_compliance_pinned",
             "service_async",
             "phone",
             "examples",

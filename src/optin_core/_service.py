@@ -1128,7 +1128,11 @@ class _Shell:
         log_key = self.policy.log_key
         key = suppression_key(contact, log_key)
         conflict: StaleVersion | None = None
-        for _ in range(self.max_retries):
+        # The stop is a write of its own (with its own retries): the first
+        # one does not use up a try of the erasure; a contact restarted
+        # meanwhile, stopped again, does.
+        tries, stopped = self.max_retries, False
+        while tries > 0:
             head = yield _StoreCall("get", (contact,))
             earlier: Erasure | None = yield _StoreCall("erasure", (key,))
             if head is None:
@@ -1141,6 +1145,9 @@ class _Shell:
                 yield from self._apply(
                     contact, Revoke(at=self._now(), by=by, reason=f"erasure: {reason}")
                 )
+                if stopped:
+                    tries -= 1
+                stopped = True
                 continue
             log = yield from self._read_log(contact)
             records: list[MessageRecord] = yield _StoreCall("messages", (contact,))
@@ -1163,9 +1170,10 @@ class _Shell:
                 )
             except StaleVersion as e:
                 conflict = e
+                tries -= 1
                 continue
             return erasure
-        if conflict is None:  # pragma: no cover - a stop that kept losing
+        if conflict is None:  # a contact restarted after each stop
             conflict = StaleVersion(contact, expected=0, found=None)
         raise conflict
 
