@@ -309,7 +309,7 @@ MEANINGS = {
     "max_greeting_length": "The longest personal greeting the agent may put "
     "above the opt-in wording, in characters.",
     "max_request_length": "The longest opt-in request (greeting, line break, "
-    "locked wording), in characters.",
+    "locked wording), in characters; at least the default locale's wording.",
     "max_text_length": "The longest text the agent may send in its own words, "
     "in characters.",
     "extra_keywords": "Words added to the packs, per intent and locale: "
