@@ -629,29 +629,49 @@ def test_an_erase_that_keeps_losing_raises_the_stores_conflict() -> None:
     assert len(raised) == 2
 
 
-def test_an_erase_whose_contact_keeps_restarting_raises_stale_version() -> None:
-    # Each time the erase stops the contact, the contact texts START before
-    # the erase is written: the erase gives up after max_retries.
-    class Restarting(MemoryStore):
-        svc: ConsentService
-        restarts = 0
+class _Restarting(MemoryStore):
+    """A store whose contact texts START right after each of the first
+    ``restarts`` stops is written, before the erase can be."""
 
-        def put(self, consent: Any, events: Any, **kw: Any) -> Any:
-            result = super().put(consent, events, **kw)
-            if consent.state is ConsentState.STOPPED and self.restarts:
+    svc: ConsentService
+    restarts = 0
+    stops = 0
+
+    def put(self, consent: Any, events: Any, **kw: Any) -> Any:
+        result = super().put(consent, events, **kw)
+        if consent.state is ConsentState.STOPPED:
+            self.stops += 1
+            if self.restarts:
                 self.restarts -= 1
                 self.svc.receive(A, "START", message_id=f"start-{self.restarts}")
-            return result
+        return result
 
-    store = Restarting()
-    svc = service(store, max_retries=2)
+
+def _restarting(restarts: int, max_retries: int) -> tuple[_Restarting, ConsentService]:
+    store = _Restarting()
+    svc = service(store, max_retries=max_retries)
     store.svc = svc
     attest(svc, A)
-    store.restarts = 2
+    store.restarts = restarts
+    return store, svc
+
+
+def test_an_erase_whose_contact_keeps_restarting_raises_stale_version() -> None:
+    # The first stop is part of the erasure; each stop after a restart uses
+    # up a try: with 2 tries, 3 stops, then the erase gives up.
+    store, svc = _restarting(restarts=3, max_retries=2)
     with pytest.raises(StaleVersion) as info:
         svc.erase(A, by="dpo", reason="r")
-    assert info.value.contact == A
+    assert (info.value.contact, info.value.expected, info.value.found) == (A, 0, None)
+    assert store.stops == 3
     assert svc.erasure(A) is None
+
+
+def test_an_erase_restarted_fewer_times_than_its_tries_erases() -> None:
+    store, svc = _restarting(restarts=1, max_retries=2)
+    erasure = svc.erase(A, by="dpo", reason="r")
+    assert store.stops == 2
+    assert svc.erasure(A) == erasure
 
 
 def test_erase_with_one_try_erases_a_live_contact() -> None:
