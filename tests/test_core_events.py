@@ -30,15 +30,18 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from optin_core import (
     Attest,
     Consent,
+    ConsentLog,
     ConsentState,
     ContactStopped,
     Decision,
     Import,
+    Inbound,
     Input,
     MessageKind,
     Mode,
@@ -58,6 +61,7 @@ from optin_core import (
     event_digest,
     verify,
 )
+from optin_core._log import check_extension
 from optin_core._records import (
     AUTO_REPLY_MEMORY,
     MessageExpired,
@@ -541,11 +545,6 @@ def test_a_repeated_reply_with_a_lone_surrogate_pauses_the_replies() -> None:
 # -- found while pinning stopped_at: events that are not stops move it -----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: advance() moves stopped_at on every STOPPED->STOPPED event, "
-    "a HELP answer included, so a START dated after the stop is STALE",
-)
 def test_a_help_answer_while_stopped_does_not_move_the_stop() -> None:
     # The contact sent STOP 1, START 2, HELP 3; START arrived last.
     flow = _stopped()
@@ -554,11 +553,6 @@ def test_a_help_answer_while_stopped_does_not_move_the_stop() -> None:
     assert flow.reply("START", 2).events[0].trigger is Trigger.RESTART
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an expired stop confirmation moves stopped_at to the "
-    "expiry, so a START dated after the stop is STALE",
-)
 def test_an_expired_stop_confirmation_does_not_move_the_stop() -> None:
     flow = _opted_in()
     key = flow.reply("STOP", 2).outgoing[0].key
@@ -566,3 +560,48 @@ def test_an_expired_stop_confirmation_does_not_move_the_stop() -> None:
     assert flow.consent.stopped_at == at(2)
     # The START the contact sent at 3, delivered after the outage.
     assert flow.reply("START", 3).events[0].trigger is Trigger.RESTART
+
+
+def test_a_head_saved_before_0_3_with_a_later_stop_time_still_verifies() -> None:
+    # 0.1.0 and 0.2.0 moved stopped_at to the HELP answer at 3: their heads
+    # are verified against the log, and the replay has the stop's own time.
+    flow = _stopped()
+    flow.reply("HELP", 3)
+    saved = attrs.evolve(flow.consent, stopped_at=at(3))
+    assert verify(CONTACT, flow.log, saved) == flow.consent
+    assert ConsentLog(head=saved, events=flow.log).verify() == flow.consent
+    exported = ConsentLog(head=saved, events=flow.log).to_dict()
+    assert ConsentLog.from_dict(exported).head == saved
+    # Decisions go on from such a head (a store checks them against it).
+    d = decide(saved, Inbound(text="START", at=at(2), message_id="late"), flow.policy)
+    assert d.outcome is Outcome.STALE
+    assert d.consent.state is ConsentState.STOPPED
+    d = decide(saved, Inbound(text="HELP", at=at(4), message_id="m9"), flow.policy)
+    assert [e.trigger for e in d.events] == [Trigger.HELP]
+    assert d.consent.stopped_at == at(3)
+    check_extension(saved, d.consent, d.events)
+    # The whole log verifies with the head saved after the upgrade, whose
+    # stop time is 0.2.0's though the last event is 0.3.0's.
+    assert verify(CONTACT, (*flow.log, *d.events), d.consent) == attrs.evolve(
+        d.consent, stopped_at=at(1)
+    )
+
+
+@pytest.mark.parametrize("minutes", [0, 2, 4])
+def test_no_other_stop_time_than_the_replay_or_0_2_0_s_verifies(minutes: int) -> None:
+    flow = _stopped()
+    flow.reply("HELP", 3)
+    edited = attrs.evolve(flow.consent, stopped_at=at(minutes))
+    with pytest.raises(RecordError) as refused:
+        verify(CONTACT, flow.log, edited)
+    assert refused.value.field == "stopped_at"
+    assert refused.value.contact == CONTACT
+
+
+def test_a_revoke_after_a_stop_moves_the_stop_as_before() -> None:
+    # A revoke is a stop: a START sent between the two stays stale.
+    flow = _stopped()
+    flow.apply(Revoke(at=at(3), by="agent:7", reason="asked by phone"))
+    assert flow.consent.stopped_at == at(3)
+    assert flow.reply("START", 2).outcome is Outcome.STALE
+    assert flow.consent.state is ConsentState.STOPPED

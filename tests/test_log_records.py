@@ -413,11 +413,18 @@ SCHEMA1_EDITS = {
         "'2025-04-11T09:16:00+00:00'",
         "None",
     ),
-    "stopped_at": (None, "None", "'2025-04-11T09:27:00+00:00'"),
+    # The replay's stop time is the stop's (09:24); 0.1.0 wrote the later
+    # HELP answer's (09:27), which is read, but no other time is.
+    "stopped_at": (None, "None", "'2025-04-11T09:24:00+00:00'"),
     "stopped_at_not_a_time": (
         "yesterday",
         "'yesterday'",
-        "'2025-04-11T09:27:00+00:00'",
+        "'2025-04-11T09:24:00+00:00'",
+    ),
+    "stopped_at_at_the_restart": (
+        "2025-04-11T09:30:00+00:00",
+        "'2025-04-11T09:30:00+00:00'",
+        "'2025-04-11T09:24:00+00:00'",
     ),
 }
 
@@ -429,7 +436,7 @@ def test_each_schema1_field_that_differs_from_the_replay_is_refused_by_name(
 ) -> None:
     value, stored, replayed = SCHEMA1_EDITS[edit]
     name = edit.removesuffix("_missing").removesuffix("_as_text")
-    name = name.removesuffix("_not_a_time")
+    name = name.removesuffix("_not_a_time").removesuffix("_at_the_restart")
     data = schema1()
     data[name] = value
     error = refused(lambda: reader(data))

@@ -333,8 +333,11 @@ def test_schema1_export_is_read_as_a_head_and_a_chained_log() -> None:
     assert head.contact == data["contact"] == "+15550000002"
     assert head.state is ConsentState.OPTED_IN
     assert head.version == data["version"] == len(log.events) == 6
-    assert head.stopped_at is not None
-    assert head.stopped_at.isoformat() == data["stopped_at"]
+    # 0.1.0 saved the HELP answer's time (09:27) as the stop's; the head
+    # read carries the stop's own (09:24, the fourth event).
+    assert data["stopped_at"] == "2025-04-11T09:27:00+00:00"
+    assert head.stopped_at == log.events[3].at
+    assert head.stopped_at.isoformat() == "2025-04-11T09:24:00+00:00"
     assert head.opted_in_at is not None
     assert head.opted_in_at.isoformat() == data["opted_in_at"]
     assert head.recent_message_ids == tuple(data["recent_message_ids"])

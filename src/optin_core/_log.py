@@ -27,8 +27,10 @@ from ._machine import (
     LEVEL_EFFECTS,
     PROVIDER_OPT_OUT,
     RAISE,
+    STOPS,
     TRANSITIONS,
     advance,
+    note_stop_time_before_0_3,
     withdrawn_by,
 )
 from ._records import (
@@ -105,8 +107,6 @@ _ALWAYS_SENDS = frozenset(
     }
 )
 
-_STOPS = frozenset({Trigger.STOP, Trigger.DECLINE, Trigger.REVOKE, Trigger.IMPORT_STOP})
-
 
 def verify(
     contact: str,
@@ -135,12 +135,31 @@ def verify(
         raise TypeError(f"log_key must be bytes or None, got {type(log_key).__name__}")
     checker = _Checker(contact, log_key)
     consent = Consent(contact=contact)
+    stop_times: list[datetime] = []
     for index, event in enumerate(events):
         checker.check(consent, event, index)
+        note_stop_time_before_0_3(stop_times, event)
         consent = advance(consent, event)
     if head is not None:
-        compare_heads(head, consent)
+        compare_heads(head, _as_saved(consent, head.stopped_at, stop_times))
     return consent
+
+
+def _as_saved(
+    replayed: Consent, saved: datetime | None, before_0_3: list[datetime]
+) -> Consent:
+    """``replayed`` with the later stop time a head saved before 0.3.0 may
+    carry instead of its own
+    (:func:`~optin_core._machine.note_stop_time_before_0_3`)."""
+    stopped_at = replayed.stopped_at
+    if (
+        saved is not None
+        and stopped_at is not None
+        and saved > stopped_at
+        and saved in before_0_3
+    ):
+        return attrs.evolve(replayed, stopped_at=saved)
+    return replayed
 
 
 def replay(
@@ -396,7 +415,7 @@ class _Checker:
         kinds = withdrawn_by(() if stop is None else (stop,))
         if (
             stop is None
-            or stop.trigger not in _STOPS
+            or stop.trigger not in STOPS
             or not kinds
             or stop.at != event.at
             or stop.input != event.input
@@ -567,6 +586,16 @@ def read_schema1(
             "history events",
             contact=contact,
         )
+    # 0.1.0 moved the stop time on every event into STOPPED: its records
+    # keep that time, and are read with today's (the replay's).
+    stop_times: list[datetime] = []
+    for event in events:
+        note_stop_time_before_0_3(stop_times, event)
+    compared = head
+    saved = d.get("stopped_at")
+    for time in stop_times:
+        if _same_time(saved, time):
+            compared = _as_saved(head, time, stop_times)
     for name in (
         "state",
         "locale",
@@ -578,13 +607,13 @@ def read_schema1(
         "disclosed_at",
         "stopped_at",
     ):
-        value = getattr(head, name)
+        value = getattr(compared, name)
         if isinstance(value, ConsentState):
             value = value.value
         elif value is not None and not isinstance(value, (str, int)):
             value = value.isoformat()
         stored = d.get(name)
-        if stored != value and not _same_time(stored, getattr(head, name)):
+        if stored != value and not _same_time(stored, getattr(compared, name)):
             raise RecordError(
                 name,
                 f"{show(stored)} differs from the replay of the history "

@@ -52,10 +52,12 @@ __all__ = [
     "PROVIDER_OPT_OUT",
     "RAISE",
     "SENDABLE_WHEN_STOPPED",
+    "STOPS",
     "TRANSITIONS",
     "Trigger",
     "advance",
     "fire",
+    "note_stop_time_before_0_3",
     "repeat_key",
     "withdrawn_by",
 ]
@@ -94,6 +96,15 @@ EFFECTS: Mapping[Trigger, MessageKind | None] = MappingProxyType(
 #: the two agree.
 TRANSITIONS: Mapping[tuple[ConsentState, Trigger], ConsentState] = MappingProxyType(
     {(source, trigger): target for source, trigger, target in TRANSITION_ROWS}
+)
+
+#: The triggers that stop a contact, read off the declaration: those that
+#: enter STOPPED from another state. Only they move a head's ``stopped_at``
+#: (a HELP answer or an expiry while stopped is not a new stop).
+STOPS: frozenset[Trigger] = frozenset(
+    trigger
+    for (source, trigger), target in TRANSITIONS.items()
+    if target is ConsentState.STOPPED and source is not ConsentState.STOPPED
 )
 
 #: A transition that keeps the consent level (:data:`LEVEL_EFFECTS`).
@@ -286,6 +297,32 @@ def repeat_key(reply: ParsedReply) -> str:
     return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def stop_time(stopped_at: datetime | None, event: AuditEvent, t: datetime) -> datetime:
+    """The stop time after ``event`` (at input time ``t``) enters STOPPED:
+    a stop of a contact already stopped keeps the later of the two, so a
+    START sent between them stays stale."""
+    if event.from_state is not ConsentState.STOPPED or stopped_at is None:
+        return t
+    return max(stopped_at, t)
+
+
+def note_stop_time_before_0_3(times: list[datetime], event: AuditEvent) -> None:
+    """Add to ``times`` the stop time ``event`` gave a head before 0.3.0.
+
+    0.1.0 and 0.2.0 moved ``stopped_at`` on every event into STOPPED but a
+    cancel (a HELP answer, an expiry...), and a head they saved goes on
+    under today's rule after an upgrade. So a saved stop time may be the
+    input time of any event of the contact's last stop, from the stop on:
+    ``times`` keeps those. It only ever made more STARTs stale, so no
+    message went out because of it.
+    """
+    if event.to_state is not ConsentState.STOPPED or event.trigger is Trigger.CANCEL:
+        return
+    if event.from_state is not ConsentState.STOPPED:
+        times.clear()
+    times.append(event.input_time)
+
+
 def advance(consent: Consent, event: AuditEvent) -> Consent:
     """The only place a head's fields change: fold ``event`` into ``consent``.
 
@@ -314,11 +351,8 @@ def advance(consent: Consent, event: AuditEvent) -> Consent:
     elif event.to_state is ConsentState.OPTED_IN:
         if event.from_state is not ConsentState.OPTED_IN:
             opted_in_at = t
-    elif event.to_state is ConsentState.STOPPED and trigger is not Trigger.CANCEL:
-        if event.from_state is not ConsentState.STOPPED or stopped_at is None:
-            stopped_at = t
-        else:
-            stopped_at = max(stopped_at, t)
+    elif trigger in STOPS:
+        stopped_at = stop_time(stopped_at, event, t)
     autos = consent.auto_replies
     for message in event.sent:
         if message.kind in AUTO_REPLIES:
