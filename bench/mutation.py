@@ -119,6 +119,8 @@ GROUPS = {
             "rules_pinned",
             "catalog",
             "policy",
+            "keywords_pinned",
+            "keyword_index_pinned",
         ),
     ),
     "service": Group(
@@ -151,7 +153,17 @@ GROUPS = {
             "src/optin_core/stores/memory.py",
             "src/optin_core/stores/sqlite.py",
         ),
-        tests=_tests("stores", "store_compliance", "compliance", "service", "delivery"),
+        tests=_tests(
+            "stores",
+            "store_compliance",
+            "compliance",
+            "service",
+            "delivery",
+            "store_rules_pinned",
+            "memory_store_pinned",
+            "sqlite_pinned",
+            "sqlite_ops_pinned",
+        ),
     ),
 }
 
@@ -369,6 +381,70 @@ def run_group(name: str, group: Group, mutants: list[str], workers: int) -> None
     RESULTS.write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
 
 
+def recheck_with_every_test(name: str, group: Group, patterns: list[str]) -> None:
+    """Run each survivor of group ``name`` matching ``patterns`` (every
+    survivor not yet accepted, if none) against every test of the group.
+
+    mutmut runs a mutant only against the tests its stats tie to the
+    mutated function, and a function that fills a cache (a keyword index)
+    is tied only to the tests that happened to fill it during the stats
+    run: the others read the cache. Here the mutant meets them all, the
+    caches emptied first (tests/conftest.py). A test failing kills it.
+    """
+    hold(name)
+    held = ROOT / "mutants" / "src"
+    for path in (ROOT / "src").rglob("*.py"):
+        relative = path.relative_to(ROOT)
+        copy = ROOT / "mutants" / relative
+        if str(relative) not in group.modules and (
+            not copy.exists() or copy.read_bytes() != path.read_bytes()
+        ):
+            raise SystemExit(
+                f"{relative} changed since the group's last run ({held} is "
+                f"older): run the group first (python bench/mutation.py "
+                f"--group {name})"
+            )
+    # The tests as they are now (mutmut copied them at its last run).
+    shutil.copytree(ROOT / "tests", ROOT / "mutants" / "tests", dirs_exist_ok=True)
+    runs = load_runs()
+    run = runs[name]
+    notes = tomllib.loads(EQUIVALENT.read_text(encoding="utf-8"))
+    accepted = {*notes.get("equivalent", {}), *notes.get("gaps", {})}
+    chosen = [
+        m
+        for m, status in run["mutants"].items()
+        if status == "survived"
+        and (
+            any(fnmatch.fnmatch(m, g) for g in patterns)
+            if patterns
+            else m not in accepted
+        )
+    ]
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        extra = tomllib.load(f)["tool"]["mutmut"]["pytest_add_cli_args"]
+    env = {
+        **os.environ,
+        "HYPOTHESIS_PROFILE": "mutation",
+        "PYTHONPATH": str(ROOT / "mutants" / "src"),
+    }
+    started = time.monotonic()
+    for mutant in chosen:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", *extra, *group.tests],
+            cwd=ROOT / "mutants",
+            env={**env, "MUTANT_UNDER_TEST": mutant},
+            capture_output=True,
+            check=False,
+        )
+        # 1: a test failed. 0: every test passed. Anything else (an
+        # interrupted or broken session) leaves the verdict as it was.
+        if done.returncode == 1:
+            run["mutants"][mutant] = "killed"
+        print(f"{mutant}: {'killed' if done.returncode == 1 else 'survived'}")
+    run["seconds"] = round(float(run["seconds"]) + time.monotonic() - started)
+    RESULTS.write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
+
+
 def hold(name: str) -> None:
     """Put group ``name``'s mutmut state in mutants/, where mutmut reads it,
     setting aside the state of the group there."""
@@ -431,6 +507,12 @@ def main() -> int:
         help="re-check only these mutants of one --group (names or globs)",
     )
     parser.add_argument(
+        "--every-test",
+        action="store_true",
+        help="re-check the survivors of one --group (these, or every one not "
+        "yet accepted) against every test of the group",
+    )
+    parser.add_argument(
         "--survivors",
         action="store_true",
         help="print the diff of each survivor of one --group not yet accepted",
@@ -441,6 +523,11 @@ def main() -> int:
             parser.error("name one --group to show the survivors of")
         show_survivors(args.group[0])
         return 0
+    if args.every_test:
+        if len(args.group) != 1:
+            parser.error("name one --group to re-check the survivors of")
+        recheck_with_every_test(args.group[0], GROUPS[args.group[0]], args.mutants)
+        args.report = True
     if args.mutants and len(args.group) != 1:
         parser.error("name one --group to re-check mutants of")
     if not args.report:

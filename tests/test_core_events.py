@@ -598,6 +598,22 @@ def test_no_other_stop_time_than_the_replay_or_0_2_0_s_verifies(minutes: int) ->
     assert refused.value.contact == CONTACT
 
 
+def test_a_stop_time_after_the_stop_period_is_refused() -> None:
+    # After STOP at 1 and START at 2 the stop time stays 1 in every
+    # version: the restart is not an event of the stop period.
+    flow = Flow()
+    flow.request(0)
+    flow.reply("STOP", 1)
+    flow.reply("START", 2)
+    assert flow.consent.stopped_at == at(1)
+    flow.reply("what?", 3)
+    for moment in {e.input_time for e in flow.log} - {at(1)}:
+        edited = attrs.evolve(flow.consent, stopped_at=moment)
+        with pytest.raises(RecordError) as refused:
+            verify(CONTACT, flow.log, edited)
+        assert refused.value.field == "stopped_at"
+
+
 def test_a_revoke_after_a_stop_moves_the_stop_as_before() -> None:
     # A revoke is a stop: a START sent between the two stays stale.
     flow = _stopped()

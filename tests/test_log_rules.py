@@ -39,14 +39,16 @@ from optin_core import (
     AuditEvent,
     ConsentLog,
     RecordError,
+    Revoke,
     Trigger,
     replay,
     verify,
 )
 from optin_core._log import check_extension
+from optin_core._records import MessageExpired
 
 from .flows import CONTACT as FLOW_CONTACT
-from .flows import Flow, policy, rechained
+from .flows import Flow, at, policy, rechained
 from .test_machine_pinned import (
     ATTESTATION,
     CONTACT,
@@ -499,3 +501,48 @@ def test_a_schema1_time_written_in_another_offset_is_the_same_instant(
     # read with the stop's own time, 09:24.
     assert log.head.stopped_at is not None
     assert log.head.stopped_at.isoformat() == "2025-04-11T09:24:00+00:00"
+
+
+# ---------------------------------------------------------------------------
+# A head saved before 0.3.0 may carry a later stop time, and only that one
+
+
+def _stopped_then_help() -> Flow:
+    flow = Flow(policy())
+    flow.request(0)
+    flow.reply("STOP", 1)
+    flow.reply("HELP", 3)
+    return flow
+
+
+def test_verify_accepts_the_stop_time_0_2_0_saved_and_returns_the_replay() -> None:
+    flow = _stopped_then_help()
+    assert flow.consent.stopped_at == at(1)
+    saved = attrs.evolve(flow.consent, stopped_at=at(3))
+    assert verify(FLOW_CONTACT, flow.log, saved) == flow.consent
+
+
+def test_a_stop_time_before_the_last_revoke_is_refused() -> None:
+    # 0.2.0 moved the stop time on a revoke too: STOP at 1, HELP at 3 and a
+    # revoke at 5 leave 5, so a head saying 1 or 3 was edited.
+    flow = _stopped_then_help()
+    flow.apply(Revoke(at=at(5), by="agent:7", reason="asked by phone"))
+    assert flow.consent.stopped_at == at(5)
+    assert verify(FLOW_CONTACT, flow.log, flow.consent) == flow.consent
+    for minutes in (1, 3):
+        edited = attrs.evolve(flow.consent, stopped_at=at(minutes))
+        with pytest.raises(RecordError) as refused:
+            verify(FLOW_CONTACT, flow.log, edited)
+        assert refused.value.field == "stopped_at"
+
+
+def test_a_stop_time_at_an_expiry_while_stopped_verifies() -> None:
+    # 0.1.0 and 0.2.0 moved the stop time to the stop confirmation expiring
+    # in an outage (an event into STOPPED that is not a cancellation).
+    flow = Flow(policy())
+    flow.request(0)
+    key = flow.reply("STOP", 1).outgoing[0].key
+    flow.apply(MessageExpired(at=at(30), key=key))
+    assert flow.log[-1].trigger is Trigger.EXPIRE
+    saved = attrs.evolve(flow.consent, stopped_at=at(30))
+    assert verify(FLOW_CONTACT, flow.log, saved) == flow.consent

@@ -72,6 +72,7 @@ def test_defaults_follow_the_seed_and_carriers() -> None:
         ({"extra_keywords": {Intent.STOP: {"en": "halt"}}}, "extra_keywords"),
         ({"extra_keywords": {Intent.REACTION: {"en": ["x"]}}}, "extra_keywords"),
         ({"extra_keywords": ["stop"]}, "extra_keywords"),
+        ({"extra_keywords": {Intent.STOP: {"en": 5}}}, "extra_keywords"),
         ({"templates": {"en": {"poem": "x"}}}, "templates"),
         ({"templates": {"en": {"text": "x"}}}, "templates"),
         ({"templates": {"en": {"reminder": " "}}}, "templates"),
@@ -113,6 +114,19 @@ def test_template_overrides_are_literal_safe_and_per_locale() -> None:
 
 def test_extra_keywords_reach_the_parser() -> None:
     p = Policy(org_name="Acme", extra_keywords={Intent.STOP: {"en": ["halt"]}})
+    flow = Flow(p)
+    flow.request(0)
+    flow.reply("halt", 1)
+    assert flow.consent.state is ConsentState.STOPPED
+
+
+def test_extra_keywords_in_an_iterator_are_kept() -> None:
+    # An iterator was used up by the check and its words dropped (0.3.0).
+    p = Policy(org_name="Acme", extra_keywords={Intent.STOP: {"en": iter(["halt"])}})
+    assert p.extra_keywords[Intent.STOP]["en"] == ("halt",)
+    with pytest.raises(PolicyError) as refused:
+        Policy(org_name="Acme", extra_keywords={Intent.STOP: {"en": iter(["ok", 7])}})
+    assert refused.value.setting == "extra_keywords"
     flow = Flow(p)
     flow.request(0)
     flow.reply("halt", 1)

@@ -649,6 +649,14 @@ class KeywordIndex:
             for pack in packs
         }
         served = self._served
+        # A keyword with an elision ("d'accord") is stored split ("d
+        # accord"), but a whole reply is looked up as typed: its written
+        # form leads to the same meaning.
+        as_typed = {
+            (typed, e.keyword)
+            for e in self._entries
+            if (typed := fold(e.written)) != e.keyword
+        }
         exact: dict[
             tuple[str, ...], dict[str, tuple[Intent, str, str, dict[str, str] | None]]
         ] = {}
@@ -694,6 +702,9 @@ class KeywordIndex:
                         attribute(locs, chain),
                         accents or None,
                     )
+            for typed, keyword in as_typed:
+                if keyword in table:
+                    table.setdefault(typed, table[keyword])
             exact[chain] = table
             consent_ok[chain] = frozenset(ok)
         init = functools.partial(object.__setattr__, self)
@@ -712,6 +723,8 @@ class KeywordIndex:
         for chain in set(self._chains_en.values()):
             table: dict[str, ParsedReply] = {}
             for key, (intent, keyword, loc, forms) in self._exact[chain].items():
+                if key != keyword:  # a written form, spelled with its keyword
+                    continue
                 for raw in spellings[key]:
                     used = loc
                     if forms:
@@ -833,6 +846,7 @@ def build_keyword_index(
     served = served_languages(languages)
     if not extra:
         return _shared_index(served)
+    extra = _read_once(extra)
     key = _extra_key(extra)
     if key is None:  # words that cannot be a cache key: _extra_entries says why
         return KeywordIndex(load_packs(), _extra_entries(extra), served)
@@ -840,6 +854,31 @@ def build_keyword_index(
 
 
 _ExtraKey = tuple[tuple[object, str, tuple[str, ...]], ...]
+
+
+def _read_once(
+    extra: Mapping[Intent, Mapping[str, Iterable[str]]],
+) -> Mapping[Intent, Mapping[str, Iterable[str]]]:
+    """``extra`` with each word list read into a tuple, so a one-shot
+    iterator is not used up by the cache key before the index reads it.
+    Anything that is not a mapping of iterables is left as it is, for
+    :func:`_extra_entries` to report."""
+    try:
+        return {
+            intent: {locale: _words_once(words) for locale, words in by_locale.items()}
+            for intent, by_locale in extra.items()
+        }
+    except (AttributeError, TypeError):
+        return extra
+
+
+def _words_once(words: Iterable[str]) -> Iterable[str]:
+    if isinstance(words, str):
+        return words
+    try:
+        return tuple(words)
+    except TypeError:
+        return words
 
 
 def _extra_key(extra: Mapping[Intent, Mapping[str, Iterable[str]]]) -> _ExtraKey | None:

@@ -71,6 +71,17 @@ def _mode(value: object) -> Mode:
         ) from None
 
 
+def _listed(words: object) -> tuple[str, ...] | None:
+    """``words`` read once, as a tuple of non-empty strings; ``None`` when
+    they are not (a one-shot iterator checked first would be left empty)."""
+    if isinstance(words, str) or not isinstance(words, Iterable):
+        return None
+    listed = tuple(words)
+    if not all(isinstance(w, str) and w.strip() for w in listed):
+        return None
+    return listed
+
+
 def _freeze_keywords(
     value: Mapping[Any, Mapping[str, Any]] | None,
 ) -> Mapping[Intent, Mapping[str, tuple[str, ...]]]:
@@ -92,14 +103,13 @@ def _freeze_keywords(
             )
         inner: dict[str, tuple[str, ...]] = {}
         for locale, words in per_locale.items():
-            if isinstance(words, str) or not all(
-                isinstance(w, str) and w.strip() for w in words
-            ):
+            listed = _listed(words)
+            if listed is None:
                 raise PolicyError(
                     "extra_keywords",
                     f"{key.value}/{locale}: expected a list of non-empty words",
                 )
-            inner[str(locale)] = tuple(words)
+            inner[str(locale)] = listed
         frozen[key] = MappingProxyType(inner)
     return MappingProxyType(frozen)
 

@@ -99,7 +99,9 @@ class MemoryStore:
         self._pending: dict[str, _Entry] = {}
         # Every message of a contact, in order, and by provider id.
         self._all: dict[str, list[_Entry]] = {}
-        self._by_provider_id: dict[str, _Entry] = {}
+        # A provider may give two messages the same id: each keeps its
+        # place, so forgetting one still finds the other.
+        self._by_provider_id: dict[str, list[_Entry]] = {}
         self._seq = 0
         self._namespace = uuid.uuid4().hex
         # Suppression key -> erasure; the contacts in order, for keyset
@@ -317,7 +319,7 @@ class MemoryStore:
                 entry.sent_at = at
                 if provider_id:
                     entry.provider_id = provider_id
-                    self._by_provider_id[provider_id] = entry
+                    self._by_provider_id.setdefault(provider_id, []).append(entry)
                 self._pending.pop(key, None)
                 self._close(entry)
             if leased is None:
@@ -335,11 +337,12 @@ class MemoryStore:
         checked = check_delivery(status)
         timestamp(at, "at")
         with self._lock:
-            entry = self._entries.get(key_or_provider_id) or self._by_provider_id.get(
-                key_or_provider_id
-            )
+            entry = self._entries.get(key_or_provider_id)
             if entry is None:
-                return None
+                shared = self._by_provider_id.get(key_or_provider_id)
+                if not shared:
+                    return None
+                entry = shared[-1]
             entry.delivery = checked
             entry.delivery_at = at
             entry.error_code = None if error_code is None else str(error_code)
@@ -430,7 +433,9 @@ class MemoryStore:
                 self._entries[record.message.key] = entry
                 every.append(entry)
                 if record.provider_id:
-                    self._by_provider_id[record.provider_id] = entry
+                    self._by_provider_id.setdefault(record.provider_id, []).append(
+                        entry
+                    )
                 if record.status == "pending":
                     self._pending[record.message.key] = entry
                     queue.append(entry)
@@ -458,8 +463,7 @@ class MemoryStore:
                 key = entry.message.key
                 self._entries.pop(key, None)
                 self._pending.pop(key, None)
-                if entry.provider_id is not None:
-                    self._by_provider_id.pop(entry.provider_id, None)
+                self._forget_provider_id(entry)
             self._erasures[erasure.key] = erasure
 
     def suppress(self, erasure: Erasure) -> bool:
@@ -483,6 +487,16 @@ class MemoryStore:
                 keys = keys[:limit]
             return [self._erasures[k] for k in keys]
 
+    def _forget_provider_id(self, entry: _Entry) -> None:
+        if entry.provider_id is None:
+            return
+        shared = self._by_provider_id.get(entry.provider_id, [])
+        kept = [other for other in shared if other is not entry]
+        if kept:
+            self._by_provider_id[entry.provider_id] = kept
+        else:
+            self._by_provider_id.pop(entry.provider_id, None)
+
     def purge_delivered(self, older_than: datetime) -> int:
         timestamp(older_than, "older_than")
         purged = 0
@@ -497,8 +511,7 @@ class MemoryStore:
                     ):
                         purged += 1
                         self._entries.pop(entry.message.key, None)
-                        if entry.provider_id is not None:
-                            self._by_provider_id.pop(entry.provider_id, None)
+                        self._forget_provider_id(entry)
                     else:
                         kept.append(entry)
                 self._all[contact] = kept

@@ -846,12 +846,15 @@ class SQLiteStore:
             # Past the head, only a stop confirmation can be claimed.
             if not first and kind != "stop_confirmation":
                 continue
-            first = False
+            head, first = first, False
             if conn.execute(_CLAIM, {**args, "key": key}).rowcount != 1:
                 continue
             message = self._readable(conn, key, contact, data)
             if message is not None:
                 return message
+            # A quarantined head no longer holds up the queue: the next
+            # message heads it.
+            first = head
         return None
 
     @staticmethod
@@ -893,6 +896,8 @@ class SQLiteStore:
 
     def due(self, *, now: datetime, limit: int | None = None) -> list[Outgoing]:
         check_limit(limit)
+        if limit == 0:
+            return []
         conn = self._conn()
         found: list[Outgoing] = []
         seen: set[str] = set()
@@ -1008,6 +1013,9 @@ class SQLiteStore:
         error_code: str | None = None,
     ) -> Outgoing | None:
         checked = check_delivery(status)
+        # The host's arguments are checked whether or not the message is
+        # known, so a bad call fails the same way every time.
+        when = timestamp(at, "at")
         conn = self._conn()
         row = conn.execute(
             "SELECT key, contact, data FROM outbox WHERE key = ? "
@@ -1017,17 +1025,18 @@ class SQLiteStore:
         ).fetchone()
         if row is None:
             return None
+        message = decode_outgoing(row[1], row[2])
         conn.execute(
             "UPDATE outbox SET delivery = ?, delivery_at = ?, error_code = ? "
             "WHERE key = ?",
             (
                 checked,
-                timestamp(at, "at"),
+                when,
                 None if error_code is None else str(error_code),
                 row[0],
             ),
         )
-        return decode_outgoing(row[1], row[2])
+        return message
 
     def messages(self, contact: str) -> list[MessageRecord]:
         rows = self._conn().execute(
