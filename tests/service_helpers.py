@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from optin_core import (
     AuditEvent,
     Consent,
@@ -53,6 +55,17 @@ def make_store(kind: str, tmp_path: Path) -> Any:
     if kind == "postgres-async":
         return async_postgres_store()
     return SQLiteStore(tmp_path / "consent.db", synchronous="NORMAL")
+
+
+@pytest.fixture(name="store", params=("memory", "sqlite"))
+def local_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A MemoryStore, then a SQLiteStore: the stores a mutation run can build
+    per test (a test file imports it to replace the every-kind ``store``)."""
+    s = make_store(request.param, tmp_path)
+    yield s
+    close = getattr(s, "close", None)
+    if close is not None:
+        close()
 
 
 def open_store(target: str) -> Any:

@@ -480,9 +480,9 @@ def test_the_packs_are_read_as_utf8_whatever_the_locale() -> None:
         "PYTHONCOERCECLOCALE": "0",
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
     }
+    # (Where the C locale reads UTF-8 anyway, as on macOS, this still
+    # checks the packs load; on Linux it reads ASCII.)
     code = (
-        "import locale\n"
-        "print(locale.getpreferredencoding(False).lower())\n"
         "from optin_core import parse_reply\n"
         "r = parse_reply('Arr\\u00eat', 'fr')\n"
         "print(r.intent.value, r.keyword, r.locale)\n"
@@ -495,7 +495,4 @@ def test_the_packs_are_read_as_utf8_whatever_the_locale() -> None:
         timeout=120,
         check=False,
     )
-    encoding, _, rest = run.stdout.partition("\n")
-    if encoding.replace("-", "") == "utf8":
-        pytest.skip("this platform's C locale reads UTF-8")
-    assert (run.returncode, rest) == (0, "stop arret fr\n"), run.stderr
+    assert (run.returncode, run.stdout) == (0, "stop arret fr\n"), run.stderr

@@ -31,7 +31,7 @@ Two divergences between the stores were found here and fixed in 0.3.0:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,9 @@ from optin_core import (
 )
 from optin_core._records import MessageFailed
 
-from .service_helpers import make_store
+from .service_helpers import (
+    local_store,  # noqa: F401 (the `store` fixture)
+)
 from .test_store_compliance import _erasure
 from .test_stores import (
     CONTACT,
@@ -73,15 +75,6 @@ from .test_stores import (
 
 THIRD = "+15550003"
 LIMIT_ERROR = "limit must be None or an int >= 0, got -1"
-
-
-@pytest.fixture(params=("memory", "sqlite"))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    s = make_store(request.param, tmp_path)
-    yield s
-    close = getattr(s, "close", None)
-    if close is not None:
-        close()
 
 
 def naive(moment: datetime) -> datetime:

@@ -32,9 +32,7 @@ test, never objects built at import time).
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,7 +56,11 @@ from optin_core.stores import SQLiteStore
 from optin_core.stores._base import MessageRecord
 
 from .flows import at
-from .service_helpers import make_store, snapshot
+from .service_helpers import (
+    local_store,  # noqa: F401 (the `store` fixture)
+    make_store,
+    snapshot,
+)
 from .test_store_compliance import _erasure, _stopped
 from .test_stores import (
     CONTACT,
@@ -78,6 +80,7 @@ from .test_stores import (
     step,
     steps,
     stop_decision,
+    synchronous_while_marking,
     texting,
     with_text,
 )
@@ -85,15 +88,6 @@ from .test_stores import (
 THIRD = "+15550003"
 #: A wall-clock time without a zone: every store refuses it, by name.
 NAIVE = datetime(2026, 3, 2, 9, 30)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    s = make_store(request.param, tmp_path)
-    yield s
-    close = getattr(s, "close", None)
-    if close is not None:
-        close()
 
 
 def _sent(store: Any, key: str) -> None:
@@ -564,19 +558,7 @@ def test_sqlite_the_reference_store_commits_the_mark_at_full(
         (request,) = messages(first[1])
         put(s, first)
         assert s.claim(request.key, until=NOW + LEASE, now=NOW)
-        conn = s._conn()
-        seen: list[int] = []
-
-        class Watching:
-            def execute(self, sql: str, *args: Any) -> Any:
-                if sql.startswith("UPDATE outbox SET status = 'sent'"):
-                    seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
-                return conn.execute(sql, *args)
-
-        s._local.conn = (os.getpid(), Watching())
-        try:
-            assert s.mark_sent(request.key) is None
-        finally:
-            s._local.conn = (os.getpid(), conn)
+        marked, seen = synchronous_while_marking(s, lambda: s.mark_sent(request.key))
+        assert marked is None
         assert seen == [2]  # FULL: the mark has its own fsync
         assert s.message_status(request.key) == "sent"

@@ -29,7 +29,6 @@ time), so that a mutated rule is the one that runs.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,11 @@ from optin_core.stores import Lease, SQLiteStore
 from optin_core.stores._base import MessageRecord
 
 from .flows import at, rechained
-from .service_helpers import decided, make_store, snapshot
+from .service_helpers import (
+    decided,
+    local_store,  # noqa: F401 (the `store` fixture)
+    snapshot,
+)
 from .test_stores import (
     CONTACT,
     LEASE,
@@ -74,15 +77,6 @@ from .test_stores import (
 
 #: The last words of every RecordError's message.
 ADVICE = "; restore it from its history or a backup, never by guessing"
-
-
-@pytest.fixture(params=("memory", "sqlite"))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    s = make_store(request.param, tmp_path)
-    yield s
-    close = getattr(s, "close", None)
-    if close is not None:
-        close()
 
 
 def assert_record_error(

@@ -1913,6 +1913,28 @@ def test_sqlite_migration_refuses_a_forged_schema1_record(
     assert _user_version(schema1) == 2
 
 
+def synchronous_while_marking(
+    s: SQLiteStore, mark: Callable[[], object]
+) -> tuple[object, list[int]]:
+    """What ``mark()`` returned, and the ``PRAGMA synchronous`` each sent
+    mark it made was committed at (1 NORMAL, 2 FULL)."""
+    conn = s._conn()
+    seen: list[int] = []
+
+    class Watching:
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql.startswith("UPDATE outbox SET status = 'sent'"):
+                seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+            return conn.execute(sql, *args)
+
+    s._local.conn = (os.getpid(), Watching())
+    try:
+        marked = mark()
+    finally:
+        s._local.conn = (os.getpid(), conn)
+    return marked, seen
+
+
 def test_sqlite_mark_commit_skips_its_own_fsync_and_restores_the_setting(
     tmp_path: Path,
 ) -> None:
@@ -1923,19 +1945,12 @@ def test_sqlite_mark_commit_skips_its_own_fsync_and_restores_the_setting(
         first = requested()
         (request,) = messages(first[1])
         assert put(s, first, lease=L) == request
-        conn = s._conn()
-        seen: list[int] = []
-
-        class Watching:
-            def execute(self, sql: str, *args: Any) -> Any:
-                if sql.startswith("UPDATE outbox SET status = 'sent'"):
-                    seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
-                return conn.execute(sql, *args)
-
-        s._local.conn = (os.getpid(), Watching())
-        assert s.mark_sent(request.key, lease=L) is None
-        s._local.conn = (os.getpid(), conn)
+        marked, seen = synchronous_while_marking(
+            s, lambda: s.mark_sent(request.key, lease=L)
+        )
+        assert marked is None
         assert seen == [1]  # NORMAL while marking
+        conn = s._conn()
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
         assert s.message_status(request.key) == "sent"
 
